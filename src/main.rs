@@ -1,0 +1,2 @@
+//! The `clusterdns` binary: command line, tracing, signals; calls `clusterdns::run`.
+fn main() {}

@@ -1,0 +1,2 @@
+//! The `kubernetes` plugin: answers cluster.local-style names from the cluster index.
+pub(crate) mod model;

@@ -1,0 +1,317 @@
+//! The plugin contract: the `Query` a plugin sees, the `Answer` it returns, the `Chain` that runs
+//! plugins in CoreDNS's fixed order, and the registry that maps a Corefile directive to its setup.
+//!
+//! Plugins never see sockets or wire formats (that is `server`), and never import each other: they
+//! meet only through the chain.
+
+pub(crate) mod kubernetes;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
+
+use crate::corefile::{Dispenser, Location};
+
+/// The transport a query arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    /// Lower-case name as CoreDNS prints it in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// EDNS(0) facts of the request (RFC 6891), if it carried an OPT record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EdnsInfo {
+    /// Advertised UDP payload size (never below 512).
+    pub udp_size: u16,
+    /// The DO bit (RFC 3225).
+    pub dnssec_ok: bool,
+}
+
+/// One question as plugins see it, built once per request by `server`.
+#[derive(Clone)]
+pub struct Query<'a> {
+    /// The query name exactly as received (letter case preserved, RFC 4343 / 0x20).
+    pub name: Name,
+    /// The lower-cased name used for matching.
+    pub lower: LowerName,
+    pub qtype: RecordType,
+    pub qclass: DNSClass,
+    pub id: u16,
+    pub recursion_desired: bool,
+    pub checking_disabled: bool,
+    pub edns: Option<EdnsInfo>,
+    /// Client address (or the server's own address for internal queries).
+    pub src: SocketAddr,
+    pub transport: Transport,
+    /// Size of the request on the wire, in bytes (0 for internal queries).
+    pub request_size: usize,
+    /// Re-enters the server for a new question (ExternalName targets, loop probes).
+    pub resolver: &'a dyn Resolve,
+}
+
+impl fmt::Debug for Query<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Query")
+            .field("name", &self.name)
+            .field("qtype", &self.qtype)
+            .field("qclass", &self.qclass)
+            .field("id", &self.id)
+            .field("src", &self.src)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a plugin answers: a value, not a write. `server::reply` alone turns it into wire bytes
+/// (EDNS OPT, truncation, compression, id and question echo).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub recursion_available: bool,
+    pub authentic_data: bool,
+    /// Set when the answer is already known to be truncated (an upstream's TC bit).
+    pub truncated: bool,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Answer {
+    /// An empty answer with the given rcode and no flags.
+    pub fn new(rcode: ResponseCode) -> Self {
+        Answer {
+            rcode,
+            authoritative: false,
+            recursion_available: false,
+            authentic_data: false,
+            truncated: false,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            additionals: Vec::new(),
+        }
+    }
+
+    /// An authoritative answer (AA=1), as every answer the kubernetes plugin writes.
+    pub fn authoritative(rcode: ResponseCode) -> Self {
+        Answer {
+            authoritative: true,
+            ..Answer::new(rcode)
+        }
+    }
+}
+
+/// Where a query-time error came from; decides the rcode and, later, the metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Client,
+    Upstream,
+    ClusterApi,
+    Internal,
+}
+
+/// An error returned through the chain. `server::reply` maps it to its rcode.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The chain ran out of plugins without an answer (CoreDNS: "no next plugin found").
+    #[error("no next plugin found")]
+    NoNextPlugin,
+    /// A plugin failed; `origin` says whose fault it was.
+    #[error("plugin/{plugin}: {message}")]
+    Failed {
+        plugin: &'static str,
+        origin: Origin,
+        rcode: ResponseCode,
+        message: String,
+    },
+}
+
+impl PluginError {
+    /// The rcode the client receives for this error.
+    pub fn rcode(&self) -> ResponseCode {
+        match self {
+            PluginError::NoNextPlugin => ResponseCode::ServFail,
+            PluginError::Failed { rcode, .. } => *rcode,
+        }
+    }
+
+    pub fn origin(&self) -> Origin {
+        match self {
+            PluginError::NoNextPlugin => Origin::Internal,
+            PluginError::Failed { origin, .. } => *origin,
+        }
+    }
+}
+
+/// Re-entry into the server: resolve a question as if a client had asked it.
+#[async_trait]
+pub trait Resolve: Send + Sync {
+    async fn resolve(&self, name: Name, qtype: RecordType) -> Result<Answer, PluginError>;
+}
+
+/// One link of the chain.
+#[async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// The directive name, as in the Corefile.
+    fn name(&self) -> &'static str;
+
+    /// Answer the query, or call `next.run(query)` to pass it on (possibly wrapping the result).
+    async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError>;
+
+    /// `Some(ready)` for plugins that report readiness to the `ready` plugin
+    /// (kubernetes: its sources have synced); `None` for the rest.
+    fn ready(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// The rest of the chain after the current plugin.
+#[derive(Clone, Copy)]
+pub struct Next<'a> {
+    rest: &'a [Arc<dyn Plugin>],
+}
+
+impl<'a> Next<'a> {
+    /// Run the remaining plugins; with none left, fail as CoreDNS does (SERVFAIL).
+    pub async fn run(self, query: &Query<'_>) -> Result<Answer, PluginError> {
+        match self.rest.split_first() {
+            Some((first, rest)) => first.serve(query, Next { rest }).await,
+            None => Err(PluginError::NoNextPlugin),
+        }
+    }
+
+    /// The name of the plugin that would run next, if any.
+    pub fn peek(&self) -> Option<&'static str> {
+        self.rest.first().map(|p| p.name())
+    }
+}
+
+/// The plugins of one server block, already sorted by [`ORDER`].
+#[derive(Clone, Default)]
+pub struct Chain {
+    plugins: Vec<Arc<dyn Plugin>>,
+}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.plugins.iter().map(|p| p.name()))
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Build a chain from plugins in any order; they are sorted by their place in [`ORDER`].
+    pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
+        plugins.sort_by_key(|p| order_of(p.name()).unwrap_or(usize::MAX));
+        Chain { plugins }
+    }
+
+    pub async fn run(&self, query: &Query<'_>) -> Result<Answer, PluginError> {
+        Next {
+            rest: &self.plugins,
+        }
+        .run(query)
+        .await
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.plugins.iter().map(|p| p.name())
+    }
+
+    pub fn plugins(&self) -> &[Arc<dyn Plugin>] {
+        &self.plugins
+    }
+}
+
+/// CoreDNS's plugin.cfg order (first runs first), restricted to the plugins this build knows.
+/// Corefile order does not matter.
+pub const ORDER: &[&str] = &[
+    "reload",
+    "bind",
+    "ready",
+    "health",
+    "prometheus",
+    "errors",
+    "log",
+    "loadbalance",
+    "cache",
+    "kubernetes",
+    "loop",
+    "forward",
+];
+
+/// Position of a plugin in [`ORDER`].
+pub fn order_of(name: &str) -> Option<usize> {
+    ORDER.iter().position(|n| *n == name)
+}
+
+/// A configuration error raised by a plugin's setup parser, with the Corefile location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: plugin/{plugin}: {message}")]
+pub struct SetupError {
+    pub location: Location,
+    pub plugin: String,
+    pub message: String,
+}
+
+/// What one server block's setup collects from its directives.
+#[derive(Default)]
+pub struct BlockSetup {
+    /// Zones of the block's keys, lower-case FQDNs (CIDR keys already expanded).
+    pub zones: Vec<Name>,
+    /// Directory of the Corefile, for relative paths (manifests, import).
+    pub base_dir: PathBuf,
+    /// Addresses from `bind`; empty means all addresses.
+    pub bind: Vec<IpAddr>,
+    /// Plugins for the chain, in any order.
+    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Directives that parsed and validated but whose behaviour this build does not have yet,
+    /// with what they would do; `run` logs each one at start-up.
+    pub inactive: Vec<(Location, &'static str, String)>,
+}
+
+/// A plugin's setup parser: reads its directive and adds to the block.
+pub type SetupFn = fn(&mut Dispenser<'_>, &mut BlockSetup) -> Result<(), SetupError>;
+
+/// One entry of the registry.
+pub struct Registration {
+    pub name: &'static str,
+    pub setup: SetupFn,
+    /// Whether the directive may appear more than once per server block.
+    pub repeatable: bool,
+}
+
+/// Every directive this build understands, in [`ORDER`].
+pub fn registry() -> &'static [Registration] {
+    REGISTRY
+}
+
+static REGISTRY: &[Registration] = &[
+    // One entry per directive; each plugin's module adds its own.
+];
+
+/// Look up a directive's registration.
+pub fn lookup_registration(name: &str) -> Option<&'static Registration> {
+    REGISTRY.iter().find(|r| r.name == name)
+}
