@@ -1,2 +1,4 @@
-//! Pure DNS helpers shared by plugins: dashed IPs, reverse names, CIDR to reverse zones, SOA/NS
-//! synthesis. No I/O, no plugin knowledge.
+//! Pure DNS helpers shared by plugins and config: CIDR to reverse zones, dashed IPs, reverse
+//! names, SOA/NS synthesis. No I/O, no plugin knowledge.
+
+pub mod cidr;
