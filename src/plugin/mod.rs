@@ -179,6 +179,22 @@ pub trait Plugin: Send + Sync + 'static {
     fn ready(&self) -> Option<bool> {
         None
     }
+
+    /// Called once when a server starts serving with this chain, inside the tokio runtime:
+    /// start background work (watches, pollers) and learn the server's own addresses. The
+    /// returned tasks are aborted when the chain is retired (shutdown, or a reload replaced it).
+    fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        let _ = ctx;
+        Vec::new()
+    }
+}
+
+/// What a plugin learns when its server starts.
+#[derive(Clone, Debug, Default)]
+pub struct StartContext {
+    /// The addresses this server block listens on: its `bind` addresses or, when bound to the
+    /// wildcard address, the machine's interface addresses (loopback included; plugins filter).
+    pub listen_ips: Vec<IpAddr>,
 }
 
 /// The rest of the chain after the current plugin.
