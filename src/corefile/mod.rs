@@ -5,13 +5,15 @@
 mod dispenser;
 mod lexer;
 mod parser;
+mod value;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use dispenser::Dispenser;
+pub use dispenser::{ArgError, Dispenser};
 use parser::{MAX_EXPANSIONS, MAX_NESTING, MAX_TOKENS};
+pub use value::{HostPort, ValueError, parse_duration, parse_host_port};
 
 /// Where a token starts: file, 1-based line and 1-based column (in characters).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
