@@ -2,3 +2,4 @@
 //! names, SOA/NS synthesis. No I/O, no plugin knowledge.
 
 pub mod cidr;
+pub mod zone;

@@ -4,7 +4,15 @@
 //! Plugins never see sockets or wire formats (that is `server`), and never import each other: they
 //! meet only through the chain.
 
+pub(crate) mod cache;
+pub(crate) mod forward;
+pub(crate) mod health;
 pub(crate) mod kubernetes;
+pub(crate) mod loadbalance;
+pub(crate) mod loop_detect;
+pub(crate) mod metrics;
+pub(crate) mod ready;
+pub(crate) mod reload;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -325,6 +333,46 @@ pub fn registry() -> &'static [Registration] {
 
 static REGISTRY: &[Registration] = &[
     // One entry per directive; each plugin's module adds its own.
+    Registration {
+        name: "reload",
+        setup: reload::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "ready",
+        setup: ready::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "health",
+        setup: health::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "prometheus",
+        setup: metrics::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "loadbalance",
+        setup: loadbalance::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "cache",
+        setup: cache::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "loop",
+        setup: loop_detect::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: "forward",
+        setup: forward::setup,
+        repeatable: true,
+    },
 ];
 
 /// Look up a directive's registration.

@@ -1,0 +1,156 @@
+//! The `health` plugin: an HTTP `/health` endpoint that answers 200 while the process runs,
+//! with an optional lame-duck delay on shutdown. This build validates the directive and
+//! registers it as inactive.
+
+use std::time::Duration;
+
+use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
+use crate::plugin::{BlockSetup, SetupError};
+
+const PLUGIN: &str = "health";
+
+/// `health [ADDR] [{ lameduck DURATION }]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HealthConfig {
+    /// Listen address (default `:8080`).
+    pub(crate) addr: HostPort,
+    /// How long to keep serving after a shutdown signal (default 0).
+    pub(crate) lameduck: Duration,
+}
+
+fn err(location: &Location, message: impl Into<String>) -> SetupError {
+    SetupError {
+        location: location.clone(),
+        plugin: PLUGIN.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn arg_err(e: ArgError) -> SetupError {
+    err(&e.location, e.message)
+}
+
+/// Parses a `health` directive.
+pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<HealthConfig, SetupError> {
+    let addr = match d.next_arg() {
+        Some(tok) => parse_host_port(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?,
+        None => HostPort {
+            host: String::new(),
+            port: 8080,
+        },
+    };
+    d.expect_end().map_err(arg_err)?;
+    let mut config = HealthConfig {
+        addr,
+        lameduck: Duration::ZERO,
+    };
+    for mut line in d.block() {
+        line.expect_no_block().map_err(arg_err)?;
+        let name = line.name();
+        match name.text.as_str() {
+            "lameduck" => {
+                let tok = line.expect_arg("a duration").map_err(arg_err)?;
+                config.lameduck =
+                    parse_duration(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?;
+            }
+            other => {
+                return Err(err(&name.location, format!("unknown property '{other}'")));
+            }
+        }
+        line.expect_end().map_err(arg_err)?;
+    }
+    Ok(config)
+}
+
+/// Parses and validates a `health` directive, then records it as not active yet.
+pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
+    let config = parse(d)?;
+    block.inactive.push((
+        d.name().location.clone(),
+        PLUGIN,
+        format!(
+            "serve GET /health on {} (lameduck {:?})",
+            config.addr, config.lameduck
+        ),
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::corefile::parse_str_with_env;
+
+    fn run(text: &str) -> Result<HealthConfig, String> {
+        let cf = parse_str_with_env(
+            &format!(".:53 {{\n{text}\n}}\n"),
+            "Corefile",
+            Path::new("."),
+            &|_| None,
+        )
+        .map_err(|e| e.to_string())?;
+        parse(&mut Dispenser::new(&cf.blocks[0].directives[0])).map_err(|e| e.to_string())
+    }
+
+    fn config(host: &str, port: u16, lameduck: Duration) -> Result<HealthConfig, &'static str> {
+        Ok(HealthConfig {
+            addr: HostPort {
+                host: host.to_owned(),
+                port,
+            },
+            lameduck,
+        })
+    }
+
+    #[test]
+    fn health_setup_cases() {
+        let cases: Vec<(&str, Result<HealthConfig, &str>)> = vec![
+            ("health", config("", 8080, Duration::ZERO)),
+            (
+                "health 127.0.0.1:18080",
+                config("127.0.0.1", 18080, Duration::ZERO),
+            ),
+            ("health [::1]:8080", config("::1", 8080, Duration::ZERO)),
+            (
+                "health {\n  lameduck 5s\n}",
+                config("", 8080, Duration::from_secs(5)),
+            ),
+            ("health :9090 {\n}", config("", 9090, Duration::ZERO)),
+            (
+                "health 8080",
+                Err("Corefile:2:8: plugin/health: invalid address '8080', expected HOST:PORT"),
+            ),
+            ("health :99999", Err("invalid address ':99999'")),
+            (
+                "health :8080 :8081",
+                Err("unexpected argument ':8081' after 'health'"),
+            ),
+            (
+                "health {\n  lameduck\n}",
+                Err("Corefile:3:12: plugin/health: missing argument, expected a duration"),
+            ),
+            (
+                "health {\n  lameduck soon\n}",
+                Err("invalid duration 'soon'"),
+            ),
+            (
+                "health {\n  lameduck 5s 6s\n}",
+                Err("unexpected argument '6s' after 'lameduck'"),
+            ),
+            (
+                "health {\n  bogus\n}",
+                Err("Corefile:3:3: plugin/health: unknown property 'bogus'"),
+            ),
+        ];
+        for (text, want) in cases {
+            let got = run(text);
+            match (&got, &want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "case {text:?}"),
+                (Err(g), Err(w)) => assert!(g.contains(w), "case {text:?}: {g}"),
+                _ => panic!("case {text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The `reload` plugin: re-reads the Corefile every interval (plus jitter) and applies it when
+//! its content changed. This build validates the directive and registers it as inactive.
+
+use std::time::Duration;
+
+use crate::corefile::{ArgError, Dispenser, Location, Token, parse_duration};
+use crate::plugin::{BlockSetup, SetupError};
+
+const PLUGIN: &str = "reload";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_JITTER: Duration = Duration::from_secs(15);
+const MIN_INTERVAL: Duration = Duration::from_secs(2);
+const MIN_JITTER: Duration = Duration::from_secs(1);
+
+/// `reload [INTERVAL [JITTER]]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReloadConfig {
+    /// Time between checks (default 30s, at least 2s).
+    pub(crate) interval: Duration,
+    /// Random spread added to each interval (default 15s, at least 1s, at most interval/2).
+    pub(crate) jitter: Duration,
+}
+
+fn err(location: &Location, message: impl Into<String>) -> SetupError {
+    SetupError {
+        location: location.clone(),
+        plugin: PLUGIN.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn arg_err(e: ArgError) -> SetupError {
+    err(&e.location, e.message)
+}
+
+fn at_least(
+    tok: Option<&Token>,
+    default: Duration,
+    min: Duration,
+    what: &str,
+) -> Result<Duration, SetupError> {
+    let Some(tok) = tok else { return Ok(default) };
+    let value = parse_duration(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?;
+    if value < min {
+        return Err(err(
+            &tok.location,
+            format!(
+                "{what} '{}' is too short, expected at least {min:?}",
+                tok.text
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses a `reload` directive.
+pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<ReloadConfig, SetupError> {
+    let interval = at_least(d.next_arg(), DEFAULT_INTERVAL, MIN_INTERVAL, "interval")?;
+    let jitter = at_least(d.next_arg(), DEFAULT_JITTER, MIN_JITTER, "jitter")?;
+    d.expect_end().map_err(arg_err)?;
+    d.expect_no_block().map_err(arg_err)?;
+    Ok(ReloadConfig {
+        interval,
+        jitter: jitter.min(interval / 2),
+    })
+}
+
+/// Parses and validates a `reload` directive, then records it as not active yet.
+pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
+    let config = parse(d)?;
+    block.inactive.push((
+        d.name().location.clone(),
+        PLUGIN,
+        format!(
+            "re-read the Corefile every {:?} ± {:?} and reload it when changed",
+            config.interval, config.jitter
+        ),
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::corefile::parse_str_with_env;
+
+    fn run(text: &str) -> Result<ReloadConfig, String> {
+        let cf = parse_str_with_env(
+            &format!(".:53 {{\n{text}\n}}\n"),
+            "Corefile",
+            Path::new("."),
+            &|_| None,
+        )
+        .map_err(|e| e.to_string())?;
+        parse(&mut Dispenser::new(&cf.blocks[0].directives[0])).map_err(|e| e.to_string())
+    }
+
+    fn config(interval: u64, jitter_ms: u64) -> Result<ReloadConfig, &'static str> {
+        Ok(ReloadConfig {
+            interval: Duration::from_secs(interval),
+            jitter: Duration::from_millis(jitter_ms),
+        })
+    }
+
+    #[test]
+    fn reload_setup_cases() {
+        let cases: Vec<(&str, Result<ReloadConfig, &str>)> = vec![
+            ("reload", config(30, 15_000)),
+            ("reload 10s", config(10, 5_000)),
+            ("reload 2s", config(2, 1_000)),
+            ("reload 1m 20s", config(60, 20_000)),
+            ("reload 1m 40s", config(60, 30_000)),
+            ("reload 5s 1s", config(5, 1_000)),
+            (
+                "reload 1s",
+                Err(
+                    "Corefile:2:8: plugin/reload: interval '1s' is too short, expected at least 2s",
+                ),
+            ),
+            (
+                "reload 10s 500ms",
+                Err(
+                    "Corefile:2:12: plugin/reload: jitter '500ms' is too short, expected at least 1s",
+                ),
+            ),
+            ("reload often", Err("invalid duration 'often'")),
+            ("reload 10s x", Err("invalid duration 'x'")),
+            (
+                "reload 10s 2s 3s",
+                Err("unexpected argument '3s' after 'reload'"),
+            ),
+            (
+                "reload {\n  x\n}",
+                Err("unexpected option block, 'reload' takes none"),
+            ),
+        ];
+        for (text, want) in cases {
+            let got = run(text);
+            match (&got, &want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "case {text:?}"),
+                (Err(g), Err(w)) => assert!(g.contains(w), "case {text:?}: {g}"),
+                _ => panic!("case {text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
