@@ -5,6 +5,7 @@
 //! ```
 //! `run` is the only composition root: Corefile -> config -> servers.
 
+pub mod config;
 pub mod corefile;
 pub mod dns;
 pub mod plugin;

@@ -4,7 +4,13 @@
 //! Plugins never see sockets or wire formats (that is `server`), and never import each other: they
 //! meet only through the chain.
 
+pub(crate) mod bind;
+pub(crate) mod errors;
 pub(crate) mod kubernetes;
+pub(crate) mod log;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub(crate) mod whoami;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -275,6 +281,7 @@ pub const ORDER: &[&str] = &[
     "kubernetes",
     "loop",
     "forward",
+    "whoami",
 ];
 
 /// Position of a plugin in [`ORDER`].
@@ -325,6 +332,26 @@ pub fn registry() -> &'static [Registration] {
 
 static REGISTRY: &[Registration] = &[
     // One entry per directive; each plugin's module adds its own.
+    Registration {
+        name: bind::NAME,
+        setup: bind::setup,
+        repeatable: true,
+    },
+    Registration {
+        name: errors::NAME,
+        setup: errors::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: log::NAME,
+        setup: log::setup,
+        repeatable: true,
+    },
+    Registration {
+        name: whoami::NAME,
+        setup: whoami::setup,
+        repeatable: false,
+    },
 ];
 
 /// Look up a directive's registration.
