@@ -9,3 +9,4 @@ pub mod config;
 pub mod corefile;
 pub mod dns;
 pub mod plugin;
+mod server;
