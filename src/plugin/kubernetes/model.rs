@@ -7,12 +7,12 @@ use std::net::IpAddr;
 use hickory_proto::rr::Name;
 
 /// Owned compact string (no spare capacity).
-pub type Str = Box<str>;
+pub(crate) type Str = Box<str>;
 
 /// A port of a Service or an EndpointSlice. Names and protocols are stored lower-case because
 /// every DNS comparison with them is case-insensitive.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Port {
+pub(crate) struct Port {
     /// Port name, lower-case; empty for an unnamed port.
     pub name: Str,
     /// Protocol, lower-case (`tcp`, `udp`, `sctp`); empty when the object did not say.
@@ -23,7 +23,7 @@ pub struct Port {
 
 /// What kind of answer a Service gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceKind {
+pub(crate) enum ServiceKind {
     /// ClusterIP, NodePort or LoadBalancer: the cluster IPs, de-duplicated, in `clusterIPs` order.
     ClusterIp(Vec<IpAddr>),
     /// `clusterIP: None`: answered from ready endpoints.
@@ -34,16 +34,18 @@ pub enum ServiceKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Service {
+pub(crate) struct Service {
     pub namespace: Str,
     pub name: Str,
     pub kind: ServiceKind,
+    /// The service's ports; a service without ports holds the single sentinel port -1 (as in
+    /// CoreDNS: it still answers A/AAAA, but never SRV).
     pub ports: Vec<Port>,
 }
 
 /// One ready endpoint of an EndpointSlice (unready endpoints are dropped at conversion).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub addresses: Vec<IpAddr>,
     /// `endpoints[].hostname`.
     pub hostname: Option<Str>,
@@ -52,7 +54,7 @@ pub struct Endpoint {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndpointSlice {
+pub(crate) struct EndpointSlice {
     pub namespace: Str,
     pub name: Str,
     /// Owning service, from the `kubernetes.io/service-name` label (empty if absent).
@@ -63,7 +65,7 @@ pub struct EndpointSlice {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pod {
+pub(crate) struct Pod {
     pub namespace: Str,
     pub name: Str,
     /// The primary `status.podIP` only (CoreDNS indexes no other).
@@ -71,13 +73,13 @@ pub struct Pod {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Namespace {
+pub(crate) struct Namespace {
     pub name: Str,
 }
 
 /// One object of any watched kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Object {
+pub(crate) enum Object {
     Service(Service),
     EndpointSlice(EndpointSlice),
     Pod(Pod),
