@@ -336,8 +336,16 @@ mod tests {
     #[test]
     fn key_forms() {
         let c = build(vec![
-            block(&[".:53", "dns://Cluster.Local", "example.org:1053"], 1, &[&["whoami"]]),
-            block(&["10.0.0.0/15:5300", "dns://[fd00::/64]:54", "fd01::/16"], 5, &[&["whoami"]]),
+            block(
+                &[".:53", "dns://Cluster.Local", "example.org:1053"],
+                1,
+                &[&["whoami"]],
+            ),
+            block(
+                &["10.0.0.0/15:5300", "dns://[fd00::/64]:54", "fd01::/16"],
+                5,
+                &[&["whoami"]],
+            ),
             block(&[":8053"], 9, &[&["whoami"]]),
         ])
         .unwrap();
@@ -387,7 +395,10 @@ mod tests {
             assert!(e.to_string().contains(want), "{key}: {e}");
             assert_eq!(e.location().line, 3, "{key}");
             assert_eq!(e.location().column, 13, "{key}");
-            assert!(e.to_string().starts_with("/etc/coredns/Corefile:3:13: "), "{e}");
+            assert!(
+                e.to_string().starts_with("/etc/coredns/Corefile:3:13: "),
+                "{e}"
+            );
         }
     }
 
@@ -398,9 +409,15 @@ mod tests {
             block(&["EXAMPLE.org.:53"], 4, &[&["whoami"]]),
         ])
         .unwrap_err();
-        assert!(matches!(e, ConfigError::DuplicateKey { port: 53, .. }), "{e}");
+        assert!(
+            matches!(e, ConfigError::DuplicateKey { port: 53, .. }),
+            "{e}"
+        );
         assert_eq!(e.location().line, 4);
-        assert!(e.to_string().contains("already defined at /etc/coredns/Corefile:1:1"));
+        assert!(
+            e.to_string()
+                .contains("already defined at /etc/coredns/Corefile:1:1")
+        );
         // Same zone on another port is fine.
         build(vec![
             block(&["example.org"], 1, &[&["whoami"]]),
@@ -416,7 +433,12 @@ mod tests {
             e.to_string(),
             "/etc/coredns/Corefile:3:5: Unknown directive 'nosuch'"
         );
-        let e = build(vec![block(&["."], 1, &[&["whoami"], &["errors"], &["errors"]])]).unwrap_err();
+        let e = build(vec![block(
+            &["."],
+            1,
+            &[&["whoami"], &["errors"], &["errors"]],
+        )])
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "/etc/coredns/Corefile:4:5: plugin/errors: this plugin can only be used once per Server Block"
@@ -425,7 +447,12 @@ mod tests {
         build(vec![block(
             &["."],
             1,
-            &[&["log"], &["log", "a.org"], &["bind", "127.0.0.1"], &["bind", "::1"]],
+            &[
+                &["log"],
+                &["log", "a.org"],
+                &["bind", "127.0.0.1"],
+                &["bind", "::1"],
+            ],
         )])
         .unwrap();
     }
@@ -436,7 +463,11 @@ mod tests {
         assert!(matches!(e, ConfigError::Setup(_)));
         assert_eq!(e.location().line, 2);
         assert_eq!(e.location().column, 12);
-        assert!(e.to_string().starts_with("/etc/coredns/Corefile:2:12: plugin/whoami: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/etc/coredns/Corefile:2:12: plugin/whoami: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -448,7 +479,10 @@ mod tests {
         )])
         .unwrap();
         let s = &c.servers[0];
-        assert_eq!(s.chain.names().collect::<Vec<_>>(), ["errors", "log", "whoami"]);
+        assert_eq!(
+            s.chain.names().collect::<Vec<_>>(),
+            ["errors", "log", "whoami"]
+        );
         assert_eq!(s.bind, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(s.keys.len(), 2);
         assert_eq!(s.keys[1].zone.to_ascii(), "0.0.10.in-addr.arpa.");

@@ -134,9 +134,9 @@ impl Running {
             .servers
             .iter()
             .flat_map(|s| {
-                s.keys.iter().map(|k| {
-                    format!("{}:{}", k.zone, self.servers.bound_port(k.port, &s.bind))
-                })
+                s.keys
+                    .iter()
+                    .map(|k| format!("{}:{}", k.zone, self.servers.bound_port(k.port, &s.bind)))
             })
             .collect()
     }

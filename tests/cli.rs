@@ -17,7 +17,10 @@ fn version_prints_two_lines() {
         assert_eq!(out.code, Some(0), "{out:?}");
         let lines: Vec<&str> = out.stdout.lines().collect();
         assert_eq!(lines.len(), 2, "{out:?}");
-        assert_eq!(lines[0], format!("clusterdns-{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            lines[0],
+            format!("clusterdns-{}", env!("CARGO_PKG_VERSION"))
+        );
         assert!(lines[1].starts_with("linux/"), "{}", lines[1]);
         assert!(lines[1].contains(", rustc 1."), "{}", lines[1]);
     }
@@ -28,7 +31,11 @@ fn plugins_lists_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_binary(&["-plugins"], dir.path(), LIMIT);
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out.stdout.starts_with("Server types:\n  dns\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("Server types:\n  dns\n"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("\nOther plugins:\n"), "{}", out.stdout);
     for name in ["bind", "errors", "log", "whoami"] {
         assert!(
@@ -58,7 +65,8 @@ fn invalid_corefile_reports_file_line_column() {
     let out = run_binary(&["-conf=Corefile"], dir.path(), LIMIT);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.starts_with("Corefile:1:1: ") && out.stderr.contains("scheme 'tls' is not supported"),
+        out.stderr.starts_with("Corefile:1:1: ")
+            && out.stderr.contains("scheme 'tls' is not supported"),
         "{}",
         out.stderr
     );
@@ -66,7 +74,11 @@ fn invalid_corefile_reports_file_line_column() {
     let dir = corefile_dir(".:0 {\n    log . \"{nonsense}\"\n}\n");
     let out = run_binary(&["--conf", "Corefile"], dir.path(), LIMIT);
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.starts_with("Corefile:2:11: plugin/log: "), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("Corefile:2:11: plugin/log: "),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -93,7 +105,10 @@ fn starts_prints_banner_and_exits_zero_on_sigterm() {
     std::thread::spawn(move || {
         use std::io::BufRead;
         let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let done = line.starts_with("linux/");
             lines.push(line);
             if done {
@@ -105,7 +120,10 @@ fn starts_prints_banner_and_exits_zero_on_sigterm() {
     assert!(lines[0].starts_with("example.org.:"), "{lines:?}");
     let port: u16 = lines[0].rsplit(':').next().unwrap().parse().unwrap();
     assert_ne!(port, 0, "the bound port is printed");
-    assert_eq!(lines[1], format!("clusterdns-{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        lines[1],
+        format!("clusterdns-{}", env!("CARGO_PKG_VERSION"))
+    );
 
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -129,7 +147,11 @@ fn starts_prints_banner_and_exits_zero_on_sigterm() {
 #[test]
 fn quiet_prints_no_banner() {
     let dir = corefile_dir(".:0 {\n    bind 127.0.0.1\n    whoami\n}\n");
-    let out = run_binary(&["-conf", "Corefile", "-quiet"], dir.path(), Duration::from_millis(1500));
+    let out = run_binary(
+        &["-conf", "Corefile", "-quiet"],
+        dir.path(),
+        Duration::from_millis(1500),
+    );
     assert_eq!(out.code, None, "still serving when killed: {out:?}");
     assert!(!out.stdout.contains("clusterdns-"), "{}", out.stdout);
 }

@@ -20,10 +20,7 @@ fn srv_port(msg: &Message) -> Option<u16> {
 async fn routing_picks_the_longest_zone() {
     // `.` and `sub.example.org` answer with whoami; `example.org` has only `log`, so its chain
     // runs out of plugins and answers SERVFAIL.
-    let s = start(
-        ". {\n whoami\n}\nexample.org {\n log\n}\nsub.example.org {\n whoami\n}\n",
-    )
-    .await;
+    let s = start(". {\n whoami\n}\nexample.org {\n log\n}\nsub.example.org {\n whoami\n}\n").await;
     let o = Opts::default();
     let r = query_udp(s.addr, "www.example.org.", RecordType::A, &o).await;
     assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
@@ -77,7 +74,11 @@ async fn question_count_other_than_one_is_formerr() {
             tcp_raw(s.addr, &bytes, common::TIMEOUT).await,
         ] {
             let r = Message::from_vec(&reply.expect("a reply")).unwrap();
-            assert_eq!(r.metadata.response_code, ResponseCode::FormErr, "qdcount {n}");
+            assert_eq!(
+                r.metadata.response_code,
+                ResponseCode::FormErr,
+                "qdcount {n}"
+            );
             assert_eq!(r.metadata.id, 0x4321);
             assert_eq!(r.metadata.message_type, MessageType::Response);
         }
@@ -160,7 +161,9 @@ async fn malformed_packets_never_crash_the_server() {
     // Header says one question, the name stops half way.
     let mut truncated_question = good.clone();
     truncated_question.truncate(good.len() - 6);
-    let garbage: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(197) ^ 0x5a) as u8).collect();
+    let garbage: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(197) ^ 0x5a) as u8)
+        .collect();
     let mut pointer_loop = good[..12].to_vec();
     pointer_loop.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
     let bad: [&[u8]; 6] = [
@@ -192,7 +195,9 @@ async fn truncated_question_gets_formerr_with_same_id() {
     let s = start(". {\n whoami\n}\n").await;
     let good = common::build("example.org.", RecordType::A, &Opts::default());
     let bytes = &good[..good.len() - 6];
-    let reply = udp_raw(s.addr, bytes, common::TIMEOUT).await.expect("a reply");
+    let reply = udp_raw(s.addr, bytes, common::TIMEOUT)
+        .await
+        .expect("a reply");
     let m = Message::from_vec(&reply).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
     assert_eq!(m.metadata.id, 0x1234);
@@ -286,7 +291,8 @@ async fn errors_plugin_logs_chain_errors() {
     s.shutdown().await;
     let text = logs.text();
     assert!(
-        text.contains("ERROR") && text.contains("plugin/errors: 2 fail.example. MX: no next plugin found"),
+        text.contains("ERROR")
+            && text.contains("plugin/errors: 2 fail.example. MX: no next plugin found"),
         "{text}"
     );
 }
@@ -324,6 +330,14 @@ async fn shutdown_stops_answering() {
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     s.shutdown().await;
     let bytes = common::build("example.org.", RecordType::A, &Opts::default());
-    assert!(udp_raw(addr, &bytes, Duration::from_millis(300)).await.is_none());
-    assert!(tcp_raw(addr, &bytes, Duration::from_millis(300)).await.is_none());
+    assert!(
+        udp_raw(addr, &bytes, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert!(
+        tcp_raw(addr, &bytes, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
 }

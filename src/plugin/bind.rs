@@ -202,16 +202,26 @@ mod tests {
 
     #[test]
     fn addresses_and_interfaces() {
-        assert_eq!(run(&["127.0.0.1", "::1"], None).unwrap(), ips(&["127.0.0.1", "::1"]));
+        assert_eq!(
+            run(&["127.0.0.1", "::1"], None).unwrap(),
+            ips(&["127.0.0.1", "::1"])
+        );
         assert_eq!(run(&["lo"], None).unwrap(), ips(&["127.0.0.1", "::1"]));
         assert_eq!(run(&["lo"], Some(&["::1"])).unwrap(), ips(&["127.0.0.1"]));
-        assert_eq!(run(&["lo", "127.0.0.1"], None).unwrap(), ips(&["127.0.0.1", "::1"]));
+        assert_eq!(
+            run(&["lo", "127.0.0.1"], None).unwrap(),
+            ips(&["127.0.0.1", "::1"])
+        );
     }
 
     #[test]
     fn errors() {
         let e = run(&["127.0.0.1", "nosuchif0"], None).unwrap_err();
-        assert!(e.message.contains("'nosuchif0' is neither"), "{}", e.message);
+        assert!(
+            e.message.contains("'nosuchif0' is neither"),
+            "{}",
+            e.message
+        );
         assert_eq!((e.location.line, e.location.column), (2, 22));
         let e = run(&[], None).unwrap_err();
         assert!(e.message.contains("needs at least one"));

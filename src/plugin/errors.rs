@@ -62,7 +62,10 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
     if let Some(extra) = d.next_arg() {
         return Err(err(
             &extra.location,
-            format!("unexpected argument '{}': errors takes no arguments", extra.text),
+            format!(
+                "unexpected argument '{}': errors takes no arguments",
+                extra.text
+            ),
         ));
     }
     for mut line in d.block() {
@@ -260,7 +263,10 @@ mod tests {
             &[],
             Some(vec![
                 line(&["stacktrace"], 2),
-                line(&["consolidate", "5m", ".* timeout$", "warning", "show_first"], 3),
+                line(
+                    &["consolidate", "5m", ".* timeout$", "warning", "show_first"],
+                    3,
+                ),
                 line(&["consolidate", "1h30m", "^x"], 4),
             ]),
         )
@@ -274,16 +280,52 @@ mod tests {
     fn bad_input() {
         let cases: &[(&[&str], Vec<Directive>, &str, u32)] = &[
             (&["foo"], vec![], "unexpected argument 'foo'", 20),
-            (&[], vec![line(&["bogus"], 2)], "unknown property 'bogus'", 9),
-            (&[], vec![line(&["consolidate", "5x", "a"], 2)], "invalid duration '5x'", 20),
-            (&[], vec![line(&["consolidate", "5m", "(a"], 2)], "invalid regular expression", 30),
-            (&[], vec![line(&["consolidate", "5m"], 2)], "needs a REGEXP", 23),
-            (&[], vec![line(&["consolidate", "5m", "a", "loud"], 2)], "unexpected argument 'loud'", 40),
-            (&[], vec![line(&["stacktrace", "x"], 2)], "unexpected argument 'x'", 20),
+            (
+                &[],
+                vec![line(&["bogus"], 2)],
+                "unknown property 'bogus'",
+                9,
+            ),
+            (
+                &[],
+                vec![line(&["consolidate", "5x", "a"], 2)],
+                "invalid duration '5x'",
+                20,
+            ),
+            (
+                &[],
+                vec![line(&["consolidate", "5m", "(a"], 2)],
+                "invalid regular expression",
+                30,
+            ),
+            (
+                &[],
+                vec![line(&["consolidate", "5m"], 2)],
+                "needs a REGEXP",
+                23,
+            ),
+            (
+                &[],
+                vec![line(&["consolidate", "5m", "a", "loud"], 2)],
+                "unexpected argument 'loud'",
+                40,
+            ),
+            (
+                &[],
+                vec![line(&["stacktrace", "x"], 2)],
+                "unexpected argument 'x'",
+                20,
+            ),
         ];
         for (args, block, want, column) in cases {
-            let block = if block.is_empty() { None } else { Some(block.clone()) };
-            let e = run(args, block).err().unwrap_or_else(|| panic!("{want}: no error"));
+            let block = if block.is_empty() {
+                None
+            } else {
+                Some(block.clone())
+            };
+            let e = run(args, block)
+                .err()
+                .unwrap_or_else(|| panic!("{want}: no error"));
             assert!(e.message.contains(want), "{want}: got {}", e.message);
             assert_eq!(e.location.column, *column, "{want}");
         }

@@ -61,7 +61,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use hickory_proto::op::{
-    Edns, Metadata, MessageType, OpCode, Query as WireQuery, ResponseCode, emit_message_parts,
+    Edns, MessageType, Metadata, OpCode, Query as WireQuery, ResponseCode, emit_message_parts,
 };
 use hickory_proto::rr::{LowerName, Name, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
@@ -282,7 +282,9 @@ fn classify(result: &Result<Answer, PluginError>) -> u8 {
             ResponseCode::NXDomain => DENIAL,
             ResponseCode::NoError if !a.answers.is_empty() => SUCCESS,
             ResponseCode::NoError
-                if a.authorities.iter().any(|r| r.record_type() == RecordType::NS) =>
+                if a.authorities
+                    .iter()
+                    .any(|r| r.record_type() == RecordType::NS) =>
             {
                 SUCCESS
             }
@@ -490,8 +492,14 @@ mod tests {
 
     #[test]
     fn setup_errors_point_at_the_token() {
-        let e = parse_args(&[".", "{remote} {nonsense}"], &[]).err().unwrap();
-        assert!(e.message.contains("unknown placeholder '{nonsense}'"), "{}", e.message);
+        let e = parse_args(&[".", "{remote} {nonsense}"], &[])
+            .err()
+            .unwrap();
+        assert!(
+            e.message.contains("unknown placeholder '{nonsense}'"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.location.column, 19);
         let e = parse_args(&[], &[&["class", "bogus"]]).err().unwrap();
         assert!(e.message.contains("unknown class 'bogus'"));
@@ -536,14 +544,21 @@ mod tests {
         let r = NoResolve;
         let q = query_for("a.b.", "[::1]:53000", Transport::Tcp, &r);
         let line = log.render(&q, &Ok(Answer::new(ResponseCode::NXDomain)), 0.0);
-        assert!(line.starts_with("[::1]:53000 - 4242 \"A IN a.b. tcp 40 false 512\" NXDOMAIN qr,rd "), "{line}");
+        assert!(
+            line.starts_with("[::1]:53000 - 4242 \"A IN a.b. tcp 40 false 512\" NXDOMAIN qr,rd "),
+            "{line}"
+        );
         assert!(line.ends_with(" \"QUERY\""), "{line}");
     }
 
     #[test]
     fn classes() {
         let ok = Answer {
-            answers: vec![Record::from_rdata(Name::root(), 1, RData::A(A::new(1, 2, 3, 4)))],
+            answers: vec![Record::from_rdata(
+                Name::root(),
+                1,
+                RData::A(A::new(1, 2, 3, 4)),
+            )],
             ..Answer::new(ResponseCode::NoError)
         };
         assert_eq!(classify(&Ok(ok)), SUCCESS);

@@ -155,12 +155,7 @@ mod tests {
     #[tokio::test]
     async fn v4_udp_client() {
         let resolver = NoResolve;
-        let q = query_for(
-            "Example.ORG.",
-            "10.1.2.3:5353",
-            Transport::Udp,
-            &resolver,
-        );
+        let q = query_for("Example.ORG.", "10.1.2.3:5353", Transport::Udp, &resolver);
         let chain = Chain::new(vec![Arc::new(Whoami)]);
         let a = chain.run(&q).await.unwrap();
         assert!(a.authoritative);
@@ -186,9 +181,6 @@ mod tests {
         assert!(matches!(a.additionals[0].data, RData::AAAA(_)));
         assert_eq!(a.additionals[1].name.to_ascii(), "_tcp.");
         let q = query_for(".", "[::ffff:10.0.0.1]:40000", Transport::Tcp, &resolver);
-        assert_eq!(
-            reply(&q).additionals[0].data,
-            RData::A(A::new(10, 0, 0, 1))
-        );
+        assert_eq!(reply(&q).additionals[0].data, RData::A(A::new(10, 0, 0, 1)));
     }
 }

@@ -66,8 +66,7 @@ async fn handle<R: ResponseHandler>(
     let edns = reply::mirror_edns(request.edns.as_ref());
     let edns = edns.as_ref();
     if request.metadata.op_code != OpCode::Query {
-        return reply::send_rcode(request, response_handle, ResponseCode::NotImp, edns, true)
-            .await;
+        return reply::send_rcode(request, response_handle, ResponseCode::NotImp, edns, true).await;
     }
     let [question] = request.queries.queries() else {
         return reply::send_rcode(request, response_handle, ResponseCode::FormErr, edns, false)

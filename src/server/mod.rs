@@ -80,10 +80,12 @@ impl Inflight {
     }
 }
 
+/// Zones and their chains, in Corefile order.
+type Routes = Vec<(hickory_proto::rr::Name, Arc<crate::plugin::Chain>)>;
+
 /// The distinct listen addresses of `config`, each with the router of the blocks on it.
 pub(crate) fn plan(config: &Config) -> Vec<(ListenAddr, Router)> {
-    let mut plan: Vec<(ListenAddr, Vec<(hickory_proto::rr::Name, Arc<crate::plugin::Chain>)>)> =
-        Vec::new();
+    let mut plan: Vec<(ListenAddr, Routes)> = Vec::new();
     for server in &config.servers {
         let ips: Vec<Option<IpAddr>> = if server.bind.is_empty() {
             vec![None]
@@ -301,9 +303,18 @@ mod tests {
             addrs,
             [
                 ListenAddr { ip: None, port: 53 },
-                ListenAddr { ip: None, port: 1053 },
-                ListenAddr { ip: Some(lo4), port: 53 },
-                ListenAddr { ip: Some(lo6), port: 53 },
+                ListenAddr {
+                    ip: None,
+                    port: 1053
+                },
+                ListenAddr {
+                    ip: Some(lo4),
+                    port: 53
+                },
+                ListenAddr {
+                    ip: Some(lo6),
+                    port: 53
+                },
             ]
         );
         let name = |s: &str| hickory_proto::rr::LowerName::new(&s.parse().unwrap());
@@ -330,7 +341,10 @@ mod tests {
             ip: Some("127.0.0.1".parse().unwrap()),
             port: local.port(),
         };
-        assert_eq!(bind_pair(taken).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            bind_pair(taken).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
     }
 
     #[tokio::test]

@@ -16,30 +16,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// How long a test waits for any reply.
-pub const TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A server started from a Corefile written into its own temporary directory.
-pub struct TestServer {
-    pub addr: SocketAddr,
+pub(crate) struct TestServer {
+    pub(crate) addr: SocketAddr,
     running: Option<clusterdns::Running>,
-    pub dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl TestServer {
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
     }
 
-    pub fn all_addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn all_addrs(&self) -> Vec<SocketAddr> {
         self.running.as_ref().map(|r| r.addrs()).unwrap_or_default()
     }
 }
 
 /// Starts `corefile` (keys without a port get port 0, blocks without `bind` are bound to
 /// 127.0.0.1) and returns its first listen address.
-pub async fn start(corefile: &str) -> TestServer {
+pub(crate) async fn start(corefile: &str) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("Corefile");
     std::fs::write(&path, corefile).expect("write Corefile");
@@ -56,16 +56,16 @@ pub async fn start(corefile: &str) -> TestServer {
 
 /// Knobs of a test query.
 #[derive(Clone, Debug)]
-pub struct Opts {
-    pub id: u16,
-    pub rd: bool,
-    pub cd: bool,
-    pub class: DNSClass,
-    pub op_code: OpCode,
+pub(crate) struct Opts {
+    pub(crate) id: u16,
+    pub(crate) rd: bool,
+    pub(crate) cd: bool,
+    pub(crate) class: DNSClass,
+    pub(crate) op_code: OpCode,
     /// `Some(size)` adds an OPT record advertising `size`.
-    pub edns: Option<u16>,
-    pub dnssec_ok: bool,
-    pub edns_version: u8,
+    pub(crate) edns: Option<u16>,
+    pub(crate) dnssec_ok: bool,
+    pub(crate) edns_version: u8,
 }
 
 impl Default for Opts {
@@ -84,7 +84,7 @@ impl Default for Opts {
 }
 
 /// The wire bytes of a query.
-pub fn build(name: &str, qtype: RecordType, opts: &Opts) -> Vec<u8> {
+pub(crate) fn build(name: &str, qtype: RecordType, opts: &Opts) -> Vec<u8> {
     let mut msg = Message::new(opts.id, MessageType::Query, opts.op_code);
     msg.metadata.recursion_desired = opts.rd;
     msg.metadata.checking_disabled = opts.cd;
@@ -102,7 +102,7 @@ pub fn build(name: &str, qtype: RecordType, opts: &Opts) -> Vec<u8> {
 }
 
 /// Sends raw bytes over UDP; the reply, or `None` after `wait`.
-pub async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+pub(crate) async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
     sock.send_to(bytes, addr).await.expect("send");
     let mut buf = vec![0u8; 65535];
@@ -113,7 +113,7 @@ pub async fn udp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<V
 }
 
 /// Sends one length-prefixed message over a new TCP connection; the reply, or `None`.
-pub async fn tcp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+pub(crate) async fn tcp_raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let fut = async {
         let mut s = TcpStream::connect(addr).await.ok()?;
         let len = u16::try_from(bytes.len()).ok()?;
@@ -133,21 +133,21 @@ fn decode(bytes: Option<Vec<u8>>) -> Message {
     Message::from_vec(&bytes).expect("a decodable reply")
 }
 
-pub async fn query_udp(addr: SocketAddr, name: &str, qtype: RecordType, opts: &Opts) -> Message {
+pub(crate) async fn query_udp(addr: SocketAddr, name: &str, qtype: RecordType, opts: &Opts) -> Message {
     decode(udp_raw(addr, &build(name, qtype, opts), TIMEOUT).await)
 }
 
-pub async fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType, opts: &Opts) -> Message {
+pub(crate) async fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType, opts: &Opts) -> Message {
     decode(tcp_raw(addr, &build(name, qtype, opts), TIMEOUT).await)
 }
 
 /// Logs captured from the current thread (use with a current-thread tokio runtime, the
 /// `#[tokio::test]` default, so the server's tasks log on the test's thread).
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
     }
 }
@@ -163,7 +163,7 @@ impl std::io::Write for Logs {
 }
 
 /// Captures this thread's tracing output (info and above, hickory at warn) until the guard drops.
-pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+pub(crate) fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -179,15 +179,15 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
 
 /// What a run of the binary produced.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// `None` if it was killed at the timeout.
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs the real binary with `args` in `dir`; kills it after `limit`.
-pub fn run_binary(args: &[&str], dir: &std::path::Path, limit: Duration) -> Output {
+pub(crate) fn run_binary(args: &[&str], dir: &std::path::Path, limit: Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
         .args(args)
         .current_dir(dir)
@@ -224,7 +224,7 @@ pub fn run_binary(args: &[&str], dir: &std::path::Path, limit: Duration) -> Outp
 }
 
 /// Writes `text` as `Corefile` in a new temporary directory.
-pub fn corefile_dir(text: &str) -> tempfile::TempDir {
+pub(crate) fn corefile_dir(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut f = std::fs::File::create(dir.path().join("Corefile")).expect("create Corefile");
     f.write_all(text.as_bytes()).expect("write Corefile");
