@@ -523,3 +523,50 @@ mod tests {
         assert_eq!(c.servers[1].bind, ["::1".parse::<IpAddr>().unwrap()]);
     }
 }
+
+#[cfg(test)]
+mod doc_examples {
+    use super::*;
+
+    /// The ```` ```corefile ```` blocks of a module's `//!` documentation.
+    fn examples(source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current: Option<String> = None;
+        for line in source.lines() {
+            let Some(doc) = line.strip_prefix("//!") else {
+                continue;
+            };
+            let doc = doc.strip_prefix(' ').unwrap_or(doc);
+            match (&mut current, doc.trim()) {
+                (None, "```corefile") => current = Some(String::new()),
+                (Some(_), "```") => out.extend(current.take()),
+                (Some(text), _) => {
+                    text.push_str(doc);
+                    text.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_example_in_the_plugin_docs_builds() {
+        let sources = [
+            ("bind.rs", include_str!("plugin/bind.rs")),
+            ("errors.rs", include_str!("plugin/errors.rs")),
+            ("log.rs", include_str!("plugin/log.rs")),
+            ("whoami.rs", include_str!("plugin/whoami.rs")),
+        ];
+        for (file, source) in sources {
+            let blocks = examples(source);
+            assert!(!blocks.is_empty(), "{file} has no corefile example");
+            for text in blocks {
+                let corefile = crate::corefile::parse_str(&text, file, Path::new("."))
+                    .unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+                Config::build(&corefile, file, Path::new("."), 53)
+                    .unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@
 //! Not part of the query path.
 //!
 //! # Syntax
-//! ```corefile
+//! ```text
 //! bind ADDRESS|IFACE... {
 //!     except ADDRESS|IFACE...
 //! }

@@ -9,7 +9,7 @@
 //! returned unchanged, so the client still gets its rcode (SERVFAIL by default).
 //!
 //! # Syntax
-//! ```corefile
+//! ```text
 //! errors {
 //!     stacktrace
 //!     consolidate DURATION REGEXP [warning|error|info|debug] [show_first]

@@ -9,7 +9,7 @@
 //! `[INFO] 10.0.0.9:50759 - 29008 "A IN example.org. udp 41 false 4096" NOERROR qr,rd,ra 68 0.000379s`.
 //!
 //! # Syntax
-//! ```corefile
+//! ```text
 //! log [NAMES...] [FORMAT] {
 //!     class success|denial|error|all...
 //! }
@@ -488,6 +488,19 @@ mod tests {
         ] {
             parse_args(&args, &lines).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }
+    }
+
+    #[test]
+    fn class_option_sets_the_filter() {
+        assert_eq!(build(&[], &[]).classes, ALL);
+        assert_eq!(
+            build(&[], &[&["class", "denial", "error"]]).classes,
+            DENIAL | ERROR
+        );
+        assert_eq!(
+            build(&[], &[&["class", "success"], &["class", "all"]]).classes,
+            ALL
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! over IPv4 are reported with an A record, as their address is an IPv4 one.
 //!
 //! # Syntax
-//! ```corefile
+//! ```text
 //! whoami
 //! ```
 //! No arguments and no option block.

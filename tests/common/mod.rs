@@ -133,11 +133,21 @@ fn decode(bytes: Option<Vec<u8>>) -> Message {
     Message::from_vec(&bytes).expect("a decodable reply")
 }
 
-pub(crate) async fn query_udp(addr: SocketAddr, name: &str, qtype: RecordType, opts: &Opts) -> Message {
+pub(crate) async fn query_udp(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    opts: &Opts,
+) -> Message {
     decode(udp_raw(addr, &build(name, qtype, opts), TIMEOUT).await)
 }
 
-pub(crate) async fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType, opts: &Opts) -> Message {
+pub(crate) async fn query_tcp(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    opts: &Opts,
+) -> Message {
     decode(tcp_raw(addr, &build(name, qtype, opts), TIMEOUT).await)
 }
 
