@@ -324,6 +324,9 @@ fn type_str(qtype: RecordType) -> String {
 impl Log {
     fn render(&self, q: &Query<'_>, result: &Result<Answer, PluginError>, secs: f64) -> String {
         let mut line = String::with_capacity(160);
+        // Encoding the reply is the costly part; done at most once per line.
+        let mut wire: Option<(usize, bool)> = None;
+        let mut wire_of = |a: &Answer| *wire.get_or_insert_with(|| encoded(q, a));
         for seg in &self.format {
             let field = match seg {
                 Segment::Text(t) => {
@@ -350,11 +353,11 @@ impl Log {
                     Err(e) => write!(line, "{}", rcode_str(e.rcode())),
                 },
                 Field::Rsize => match result {
-                    Ok(a) => write!(line, "{}", encoded(q, a).0),
+                    Ok(a) => write!(line, "{}", wire_of(a).0),
                     Err(_) => write!(line, "0"),
                 },
                 Field::Rflags => match result {
-                    Ok(a) => write!(line, "{}", flags(q, a, encoded(q, a).1)),
+                    Ok(a) => write!(line, "{}", flags(q, a, wire_of(a).1)),
                     Err(_) => write!(line, "-"),
                 },
                 Field::Bufsize => write!(line, "{}", q.edns.map_or(512, |e| e.udp_size.max(512))),
