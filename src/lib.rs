@@ -5,6 +5,282 @@
 //! ```
 //! `run` is the only composition root: Corefile -> config -> servers.
 
+pub mod config;
 pub mod corefile;
 pub mod dns;
 pub mod plugin;
+mod server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigError};
+use crate::corefile::{CorefileError, Location};
+use crate::plugin::StartContext;
+
+/// How long shutdown waits for queries in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The version banner's first line, `clusterdns-VERSION` (CoreDNS: `CoreDNS-1.14.7`).
+pub fn version_line() -> String {
+    format!("clusterdns-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The version banner's second line, `linux/amd64, rustc 1.95.0` (CoreDNS: OS/arch, Go version).
+pub fn platform_line() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    format!(
+        "{}/{arch}, rustc {}",
+        std::env::consts::OS,
+        env!("CLUSTERDNS_RUSTC_VERSION")
+    )
+}
+
+/// What `run` needs from the command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The Corefile; `None` means `Corefile` in the working directory, and if there is none, the
+    /// built-in `.:PORT { whoami log }` (as CoreDNS does).
+    pub conf: Option<PathBuf>,
+    /// Port for server keys without one (`-dns.port`, default 53).
+    pub dns_port: u16,
+    /// No start-up banner (`-quiet`).
+    pub quiet: bool,
+}
+
+/// Why clusterdns could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Corefile(#[from] CorefileError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot wait for signals: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The Corefile location of the error, if it has one.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::Corefile(e) => e.location(),
+            Error::Config(e) => Some(e.location()),
+            Error::Listen { .. } | Error::Signal(_) => None,
+        }
+    }
+}
+
+/// The Corefile used when none is given and `./Corefile` does not exist.
+fn default_corefile() -> &'static str {
+    ". {\n    whoami\n    log\n}\n"
+}
+
+/// Reads, parses and builds the configuration at `path` (pure: no sockets).
+pub fn load_config(path: &Path, dns_port: u16) -> Result<Config, Error> {
+    let corefile = corefile::parse_file(path)?;
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(Config::build(
+        &corefile,
+        &path.display().to_string(),
+        &base_dir,
+        dns_port,
+    )?)
+}
+
+/// Parses and builds a configuration from Corefile text named `file` (pure: no sockets).
+pub fn config_from_str(
+    text: &str,
+    file: &str,
+    base_dir: &Path,
+    dns_port: u16,
+) -> Result<Config, Error> {
+    let corefile = corefile::parse_str(text, file, base_dir)?;
+    Ok(Config::build(&corefile, file, base_dir, dns_port)?)
+}
+
+/// A started server: its listeners and the plugins' background tasks.
+pub struct Running {
+    servers: server::Servers,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    config: Config,
+}
+
+impl Running {
+    /// The bound addresses, one per listen address; UDP and TCP share each.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.servers.addrs().collect()
+    }
+
+    /// CoreDNS's start-up lines: `ZONE:PORT` for every key (with the bound port).
+    pub fn server_lines(&self) -> Vec<String> {
+        self.config
+            .servers
+            .iter()
+            .flat_map(|s| {
+                s.keys
+                    .iter()
+                    .map(|k| format!("{}:{}", k.zone, self.servers.bound_port(k.port, &s.bind)))
+            })
+            .collect()
+    }
+
+    /// Stops accepting queries, lets those in flight finish, stops plugins' tasks.
+    pub async fn shutdown(self) {
+        self.servers.shutdown(SHUTDOWN_GRACE).await;
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Binds every listener of `config`, starts the plugins and logs what is configured but not
+/// active. Returns once the server is answering.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let servers = server::Servers::start(&config)
+        .await
+        .map_err(|e| Error::Listen {
+            addr: e.addr,
+            source: e.source,
+        })?;
+    let mut interfaces: Option<Vec<IpAddr>> = None;
+    let mut tasks = Vec::new();
+    for server in &config.servers {
+        for inactive in &server.inactive {
+            warn!(
+                plugin = inactive.plugin,
+                location = %inactive.location,
+                "plugin/{}: not active in this build: {}",
+                inactive.plugin,
+                inactive.what
+            );
+        }
+        let listen_ips = if server.bind.is_empty() {
+            interfaces.get_or_insert_with(interface_ips).clone()
+        } else {
+            server.bind.clone()
+        };
+        let ctx = StartContext { listen_ips };
+        for plugin in server.chain.plugins() {
+            tasks.extend(plugin.start(&ctx));
+        }
+    }
+    Ok(Running {
+        servers,
+        tasks,
+        config,
+    })
+}
+
+/// The machine's interface addresses (empty if they cannot be listed).
+fn interface_ips() -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(list) => list.iter().map(|i| i.ip()).collect(),
+        Err(error) => {
+            warn!(%error, "cannot list network interfaces");
+            Vec::new()
+        }
+    }
+}
+
+/// Loads the Corefile, serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(opts: RunOptions) -> Result<(), Error> {
+    let config = match &opts.conf {
+        Some(path) => load_config(path, opts.dns_port)?,
+        None => {
+            let path = Path::new("Corefile");
+            if path.exists() {
+                load_config(path, opts.dns_port)?
+            } else {
+                config_from_str(
+                    default_corefile(),
+                    "<default Corefile>",
+                    Path::new("."),
+                    opts.dns_port,
+                )?
+            }
+        }
+    };
+    let running = start(config).await?;
+    if !opts.quiet {
+        // CoreDNS prints these on stdout, undecorated; scripts and humans look for them.
+        for line in running.server_lines() {
+            println!("{line}");
+        }
+        println!("{}", version_line());
+        println!("{}", platform_line());
+    }
+    wait_for_signal().await?;
+    info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn wait_for_signal() -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// One plugin this build knows, for `-plugins`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: &'static str,
+    /// False when the plugin's plain form (`NAME` with no arguments) parses but reports part of
+    /// itself as not active yet.
+    pub active: bool,
+}
+
+/// Every directive of the registry, alphabetically, with whether its plain form is fully active.
+pub fn plugins() -> Vec<PluginInfo> {
+    let mut list: Vec<PluginInfo> = plugin::registry()
+        .iter()
+        .map(|r| {
+            let directive = corefile::Directive {
+                name: corefile::Token {
+                    text: r.name.to_owned(),
+                    location: Location {
+                        file: "-plugins".into(),
+                        line: 1,
+                        column: 1,
+                    },
+                },
+                args: Vec::new(),
+                block: None,
+            };
+            let mut block = plugin::BlockSetup {
+                zones: vec![hickory_proto::rr::Name::root()],
+                ..plugin::BlockSetup::default()
+            };
+            let parsed = (r.setup)(&mut corefile::Dispenser::new(&directive), &mut block);
+            PluginInfo {
+                name: r.name,
+                active: parsed.is_err() || block.inactive.is_empty(),
+            }
+        })
+        .collect();
+    list.sort_by_key(|p| p.name);
+    list
+}

@@ -1,2 +1,188 @@
 //! The `clusterdns` binary: command line, tracing, signals; calls `clusterdns::run`.
-fn main() {}
+//!
+//! The flags are CoreDNS's, Go style: `-conf FILE`, `-conf=FILE` and `--conf FILE` all work.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Tracing filter unless RUST_LOG says otherwise: hickory logs every request at info.
+const DEFAULT_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clusterdns",
+    about = "Cluster DNS server for Kubernetes, a drop-in replacement for CoreDNS",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Corefile to load (default: Corefile in the working directory)
+    #[arg(long, value_name = "FILE")]
+    conf: Option<PathBuf>,
+    /// Default port for server keys without one
+    #[arg(long = "dns.port", value_name = "PORT", default_value_t = 53)]
+    dns_port: u16,
+    /// Show version and quit
+    #[arg(long)]
+    version: bool,
+    /// List installed plugins
+    #[arg(long)]
+    plugins: bool,
+    /// Quiet mode (no start-up banner)
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Go's flag package accepts `-name`; clap wants `--name`. Single-dash words longer than one
+/// letter become double-dash; `-h` and everything after `--` stay as they are.
+fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut rest_verbatim = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        if i == 0 || rest_verbatim {
+            out.push(arg);
+            continue;
+        }
+        match arg.to_str() {
+            Some("--") => {
+                rest_verbatim = true;
+                out.push(arg);
+            }
+            Some(s) if s.starts_with('-') && !s.starts_with("--") && s.len() > 2 => {
+                out.push(format!("-{s}").into());
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
+/// CoreDNS's log layout: `[LEVEL] message fields...`.
+struct CoreDnsFormat;
+
+impl<S, N> FormatEvent<S, N> for CoreDnsFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARNING",
+            Level::INFO => "INFO",
+            Level::DEBUG => "DEBUG",
+            Level::TRACE => "TRACE",
+        };
+        write!(writer, "[{level}] ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+fn init_tracing() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // CoreDNS logs to stdout; so does the query log.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(CoreDnsFormat)
+        .with_writer(std::io::stdout)
+        .init();
+}
+
+fn print_plugins() {
+    println!("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:");
+    for p in clusterdns::plugins() {
+        if p.active {
+            println!("  dns.{}", p.name);
+        } else {
+            println!("  dns.{} (parses; not active yet)", p.name);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(go_style(std::env::args_os()));
+    if cli.version {
+        println!("{}", clusterdns::version_line());
+        println!("{}", clusterdns::platform_line());
+        return ExitCode::SUCCESS;
+    }
+    if cli.plugins {
+        print_plugins();
+        return ExitCode::SUCCESS;
+    }
+    init_tracing();
+    let opts = clusterdns::RunOptions {
+        conf: cli.conf,
+        dns_port: cli.dns_port,
+        quiet: cli.quiet,
+    };
+    match serve(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Config errors already read `file:line:column: message`.
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(opts: clusterdns::RunOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(clusterdns::run(opts))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let args = std::iter::once("clusterdns")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        Cli::try_parse_from(go_style(args))
+    }
+
+    #[test]
+    fn go_style_flags() {
+        for args in [
+            &["-conf", "/etc/Corefile"][..],
+            &["-conf=/etc/Corefile"][..],
+            &["--conf", "/etc/Corefile"][..],
+            &["--conf=/etc/Corefile"][..],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.conf, Some(PathBuf::from("/etc/Corefile")), "{args:?}");
+        }
+        let cli = parse(&["-dns.port", "1053", "-quiet"]).unwrap();
+        assert_eq!(cli.dns_port, 1053);
+        assert!(cli.quiet);
+        assert_eq!(parse(&[]).unwrap().dns_port, 53);
+        assert!(parse(&["-version"]).unwrap().version);
+    }
+
+    #[test]
+    fn bad_flags() {
+        assert!(parse(&["-nosuch"]).is_err());
+        assert!(parse(&["-dns.port", "70000"]).is_err());
+    }
+}

@@ -4,15 +4,21 @@
 //! Plugins never see sockets or wire formats (that is `server`), and never import each other: they
 //! meet only through the chain.
 
+pub(crate) mod bind;
 pub(crate) mod cache;
+pub(crate) mod errors;
 pub(crate) mod forward;
 pub(crate) mod health;
 pub(crate) mod kubernetes;
 pub(crate) mod loadbalance;
+pub(crate) mod log;
 pub(crate) mod loop_detect;
 pub(crate) mod metrics;
 pub(crate) mod ready;
 pub(crate) mod reload;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub(crate) mod whoami;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -283,6 +289,7 @@ pub const ORDER: &[&str] = &[
     "kubernetes",
     "loop",
     "forward",
+    "whoami",
 ];
 
 /// Position of a plugin in [`ORDER`].
@@ -372,6 +379,26 @@ static REGISTRY: &[Registration] = &[
         name: "forward",
         setup: forward::setup,
         repeatable: true,
+    },
+    Registration {
+        name: bind::NAME,
+        setup: bind::setup,
+        repeatable: true,
+    },
+    Registration {
+        name: errors::NAME,
+        setup: errors::setup,
+        repeatable: false,
+    },
+    Registration {
+        name: log::NAME,
+        setup: log::setup,
+        repeatable: true,
+    },
+    Registration {
+        name: whoami::NAME,
+        setup: whoami::setup,
+        repeatable: false,
     },
 ];
 

@@ -1,0 +1,360 @@
+//! Sockets and the request path: one UDP socket and one TCP listener per distinct listen address
+//! (bind IP x port) of all server blocks, each served by hickory's `Server` with our `Handler`.
+//! Wire concerns only: knows `plugin::Chain`, never a concrete plugin.
+
+mod handler;
+mod reply;
+mod router;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_server::Server;
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::debug;
+
+use crate::config::Config;
+use handler::Handler;
+use router::Router;
+
+/// How long a TCP connection may stay idle between queries.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Replies queued per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 64;
+/// Attempts at finding a port free for both UDP and TCP when the key asks for port 0.
+const EPHEMERAL_ATTEMPTS: usize = 10;
+
+/// Where to listen: an IP (`None` = all addresses) and a port (0 = any free one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ListenAddr {
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) port: u16,
+}
+
+/// Failure to open a listener.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub(crate) struct BindError {
+    pub(crate) addr: String,
+    #[source]
+    pub(crate) source: io::Error,
+}
+
+/// Counts queries being answered, so shutdown can wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct Inflight {
+    count: AtomicUsize,
+    draining: AtomicBool,
+}
+
+/// Held while one query is answered.
+pub(crate) struct InflightGuard<'a>(&'a Inflight);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Inflight {
+    /// Registers a query, or `None` when draining.
+    pub(crate) fn enter(&self) -> Option<InflightGuard<'_>> {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let guard = InflightGuard(self);
+        if self.draining.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(guard)
+    }
+
+    /// Stops taking queries and waits (up to `grace`) for those in flight.
+    async fn drain(&self, grace: Duration) {
+        self.draining.store(true, Ordering::Release);
+        let deadline = Instant::now() + grace;
+        while self.count.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Zones and their chains, in Corefile order.
+type Routes = Vec<(hickory_proto::rr::Name, Arc<crate::plugin::Chain>)>;
+
+/// The distinct listen addresses of `config`, each with the router of the blocks on it.
+pub(crate) fn plan(config: &Config) -> Vec<(ListenAddr, Router)> {
+    let mut plan: Vec<(ListenAddr, Routes)> = Vec::new();
+    for server in &config.servers {
+        let ips: Vec<Option<IpAddr>> = if server.bind.is_empty() {
+            vec![None]
+        } else {
+            server.bind.iter().copied().map(Some).collect()
+        };
+        for key in &server.keys {
+            for ip in &ips {
+                let addr = ListenAddr {
+                    ip: *ip,
+                    port: key.port,
+                };
+                let route = (key.zone.clone(), server.chain.clone());
+                match plan.iter_mut().find(|(a, _)| *a == addr) {
+                    Some((_, routes)) => routes.push(route),
+                    None => plan.push((addr, vec![route])),
+                }
+            }
+        }
+    }
+    plan.into_iter()
+        .map(|(addr, routes)| (addr, Router::new(routes)))
+        .collect()
+}
+
+/// Running listeners.
+pub(crate) struct Servers {
+    servers: Vec<Server<Handler>>,
+    addrs: Vec<(ListenAddr, SocketAddr)>,
+    inflight: Arc<Inflight>,
+}
+
+impl Servers {
+    /// Binds every listen address of `config` and starts serving.
+    pub(crate) async fn start(config: &Config) -> Result<Servers, BindError> {
+        let inflight = Arc::new(Inflight::default());
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        for (listen, mut router) in plan(config) {
+            let (udp, tcp, local) = bind_pair(listen).map_err(|source| BindError {
+                addr: match listen.ip {
+                    Some(ip) => SocketAddr::new(ip, listen.port).to_string(),
+                    None => format!(":{}", listen.port),
+                },
+                source,
+            })?;
+            debug!(%local, "listening on UDP and TCP");
+            router.set_local(local);
+            let mut server = Server::new(Handler::new(Arc::new(router), inflight.clone()));
+            server.register_socket(udp);
+            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+            servers.push(server);
+            addrs.push((listen, local));
+        }
+        Ok(Servers {
+            servers,
+            addrs,
+            inflight,
+        })
+    }
+
+    /// Bound addresses, one per listen address (UDP and TCP share it).
+    pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.addrs.iter().map(|(_, a)| *a)
+    }
+
+    /// The port a key's listen address got (differs from the key's for port 0).
+    pub(crate) fn bound_port(&self, port: u16, bind: &[IpAddr]) -> u16 {
+        let ip = bind.first().copied();
+        self.addrs
+            .iter()
+            .find(|(l, _)| l.port == port && l.ip == ip)
+            .map_or(port, |(_, a)| a.port())
+    }
+
+    /// Stops accepting, lets queries in flight finish (up to `grace`), closes the sockets.
+    pub(crate) async fn shutdown(mut self, grace: Duration) {
+        self.inflight.drain(grace).await;
+        for server in &mut self.servers {
+            if let Err(error) = server.shutdown_gracefully().await {
+                debug!(%error, "listener ended with an error");
+            }
+        }
+    }
+}
+
+/// Binds UDP, then TCP on the same port; for port 0 retries until both get the same port.
+fn bind_pair(
+    listen: ListenAddr,
+) -> io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)> {
+    let attempts = if listen.port == 0 {
+        EPHEMERAL_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last = io::Error::other("no attempt made");
+    for _ in 0..attempts {
+        let result = match listen.ip {
+            Some(ip) => bind_pair_at(SocketAddr::new(ip, listen.port), false),
+            None => {
+                // Prefer one dual-stack socket; without IPv6, fall back to IPv4 only.
+                match bind_pair_at(
+                    SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), listen.port),
+                    true,
+                ) {
+                    Err(e)
+                        if !matches!(
+                            e.kind(),
+                            io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+                        ) =>
+                    {
+                        debug!(error = %e, "no dual-stack socket, listening on IPv4 only");
+                        bind_pair_at(
+                            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), listen.port),
+                            false,
+                        )
+                    }
+                    other => other,
+                }
+            }
+        };
+        match result {
+            Ok(pair) => return Ok(pair),
+            Err(e) if listen.port == 0 && e.kind() == io::ErrorKind::AddrInUse => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+fn bind_pair_at(
+    addr: SocketAddr,
+    dual_stack: bool,
+) -> io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)> {
+    let domain = Domain::for_address(addr);
+    let udp = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        udp.set_only_v6(!dual_stack)?;
+    }
+    udp.set_nonblocking(true)?;
+    udp.bind(&addr.into())?;
+    let local = udp
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("UDP socket has no IP address"))?;
+    let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    tcp.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        tcp.set_only_v6(!dual_stack)?;
+    }
+    tcp.set_nonblocking(true)?;
+    tcp.bind(&local.into())?;
+    tcp.listen(1024)?;
+    let udp = tokio::net::UdpSocket::from_std(udp.into())?;
+    let tcp = tokio::net::TcpListener::from_std(tcp.into())?;
+    Ok((udp, tcp, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corefile::{Corefile, Directive, Location, ServerBlock, Token};
+    use std::path::Path;
+
+    fn tok(text: &str) -> Token {
+        Token {
+            text: text.into(),
+            location: Location {
+                file: "Corefile".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    fn block(keys: &[&str], bind: &[&str]) -> ServerBlock {
+        let mut directives = vec![Directive {
+            name: tok("whoami"),
+            args: vec![],
+            block: None,
+        }];
+        if !bind.is_empty() {
+            directives.push(Directive {
+                name: tok("bind"),
+                args: bind.iter().map(|b| tok(b)).collect(),
+                block: None,
+            });
+        }
+        ServerBlock {
+            keys: keys.iter().map(|k| tok(k)).collect(),
+            directives,
+        }
+    }
+
+    #[test]
+    fn plan_groups_by_address_and_port() {
+        let config = Config::build(
+            &Corefile {
+                blocks: vec![
+                    block(&[".", "example.org:1053"], &[]),
+                    block(&["example.com"], &[]),
+                    block(&["example.net"], &["127.0.0.1", "::1"]),
+                ],
+            },
+            "Corefile",
+            Path::new("."),
+            53,
+        )
+        .unwrap();
+        let plan = plan(&config);
+        let addrs: Vec<ListenAddr> = plan.iter().map(|(a, _)| *a).collect();
+        let lo4: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(
+            addrs,
+            [
+                ListenAddr { ip: None, port: 53 },
+                ListenAddr {
+                    ip: None,
+                    port: 1053
+                },
+                ListenAddr {
+                    ip: Some(lo4),
+                    port: 53
+                },
+                ListenAddr {
+                    ip: Some(lo6),
+                    port: 53
+                },
+            ]
+        );
+        let name = |s: &str| hickory_proto::rr::LowerName::new(&s.parse().unwrap());
+        // `.:53` and `example.com:53` share the wildcard listener.
+        assert!(plan[0].1.route(&name("www.example.com.")).is_some());
+        assert!(plan[0].1.route(&name("example.org.")).is_some());
+        // Port 1053 serves only example.org.
+        assert!(plan[1].1.route(&name("example.com.")).is_none());
+        assert!(plan[2].1.route(&name("example.com.")).is_none());
+    }
+
+    #[tokio::test]
+    async fn ephemeral_port_is_the_same_for_udp_and_tcp() {
+        let listen = ListenAddr {
+            ip: Some("127.0.0.1".parse().unwrap()),
+            port: 0,
+        };
+        let (udp, tcp, local) = bind_pair(listen).unwrap();
+        assert_ne!(local.port(), 0);
+        assert_eq!(udp.local_addr().unwrap(), local);
+        assert_eq!(tcp.local_addr().unwrap(), local);
+        // A fixed port already taken is an error, not a retry.
+        let taken = ListenAddr {
+            ip: Some("127.0.0.1".parse().unwrap()),
+            port: local.port(),
+        };
+        assert_eq!(
+            bind_pair(taken).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+    }
+
+    #[tokio::test]
+    async fn drain_refuses_new_queries() {
+        let inflight = Inflight::default();
+        let guard = inflight.enter();
+        assert!(guard.is_some());
+        drop(guard);
+        inflight.drain(Duration::from_millis(50)).await;
+        assert!(inflight.enter().is_none());
+        assert_eq!(inflight.count.load(Ordering::Acquire), 0);
+    }
+}
