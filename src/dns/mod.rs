@@ -2,3 +2,5 @@
 //! names, SOA/NS synthesis. No I/O, no plugin knowledge.
 
 pub mod cidr;
+pub mod ip;
+pub mod synth;

@@ -325,6 +325,11 @@ pub fn registry() -> &'static [Registration] {
 
 static REGISTRY: &[Registration] = &[
     // One entry per directive; each plugin's module adds its own.
+    Registration {
+        name: "kubernetes",
+        setup: kubernetes::setup::setup,
+        repeatable: false,
+    },
 ];
 
 /// Look up a directive's registration.
