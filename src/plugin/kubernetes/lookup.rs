@@ -2,6 +2,7 @@
 //! plugin options in; the answer (or "name error", or "resolve this ExternalName target
 //! elsewhere") out. Every rule of the cluster DNS spec lives here; no I/O, no locks, no clock.
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -124,16 +125,15 @@ pub(crate) fn lookup(ctx: &Ctx<'_>, q: &Question<'_>, zone: usize) -> Outcome {
         return Outcome::Answer(Answer::new(ResponseCode::ServFail));
     };
     let zone_labels = zone_lower.iter().len();
-    // The zone cut from the query name keeps the query's letter case.
-    let zone = q.name.trim_to(zone_labels);
-    let soa = synth::soa(&zone, ctx.opts.ttl, ctx.index.serial());
     let apex = q.lower.iter().len() == zone_labels;
     let l = Lookup {
         ctx: *ctx,
         q: *q,
-        zone: &zone,
+        zone: OnceCell::new(),
         zone_labels,
     };
+    // Built only when a reply needs it: positive answers never do.
+    let soa = || synth::soa(l.zone(), ctx.opts.ttl, ctx.index.serial());
 
     let result: Found<(Vec<Record>, Vec<Record>)> = match q.qtype {
         RecordType::AXFR | RecordType::IXFR => {
@@ -146,7 +146,7 @@ pub(crate) fn lookup(ctx: &Ctx<'_>, q: &Question<'_>, zone: usize) -> Outcome {
                 return Outcome::External {
                     cnames,
                     target,
-                    soa,
+                    soa: soa(),
                 };
             }
             Err(e) => Err(e),
@@ -157,7 +157,7 @@ pub(crate) fn lookup(ctx: &Ctx<'_>, q: &Question<'_>, zone: usize) -> Outcome {
         RecordType::SRV => l.srv(),
         // MX: no Kubernetes object carries mail data; existing names are NODATA.
         RecordType::MX => l.services(RecordType::MX).map(|_| (Vec::new(), Vec::new())),
-        RecordType::SOA if apex => Ok((vec![soa.clone()], Vec::new())),
+        RecordType::SOA if apex => Ok((vec![soa()], Vec::new())),
         // QUIRK: SOA below the apex is NODATA, whether the name exists or not.
         RecordType::SOA => Ok((Vec::new(), Vec::new())),
         RecordType::NS if apex => Ok(l.ns()),
@@ -169,11 +169,11 @@ pub(crate) fn lookup(ctx: &Ctx<'_>, q: &Question<'_>, zone: usize) -> Outcome {
     };
 
     match result {
-        Err(NameError) => Outcome::NameError { soa },
+        Err(NameError) => Outcome::NameError { soa: soa() },
         Ok((answers, additionals)) => {
             let mut answer = Answer::authoritative(ResponseCode::NoError);
             if answers.is_empty() {
-                answer.authorities.push(soa);
+                answer.authorities.push(soa());
             } else {
                 answer.answers = answers;
                 answer.additionals = additionals;
@@ -270,8 +270,8 @@ enum Addresses {
 struct Lookup<'a> {
     ctx: Ctx<'a>,
     q: Question<'a>,
-    /// The matched zone in the query's letter case.
-    zone: &'a Name,
+    /// The matched zone in the query's letter case, cut from the query name on first use.
+    zone: OnceCell<Name>,
     zone_labels: usize,
 }
 
@@ -291,6 +291,12 @@ fn port_matches(port: &str, protocol: &str, p: &Port) -> bool {
 }
 
 impl<'a> Lookup<'a> {
+    /// The matched zone, in the query's letter case (SOA owner, synthesized targets).
+    fn zone(&self) -> &Name {
+        self.zone
+            .get_or_init(|| self.q.name.trim_to(self.zone_labels))
+    }
+
     fn ttl(&self) -> u32 {
         self.ctx.opts.ttl
     }
@@ -324,30 +330,35 @@ impl<'a> Lookup<'a> {
         let Some(ns) = labels.next() else {
             return Parsed::Bare;
         };
-        let rest: [Option<&[u8]>; 4] = [labels.next(), labels.next(), labels.next(), labels.next()];
         let Some(ns) = label_str(ns) else {
             return Parsed::Invalid;
         };
         request.namespace = ns;
-        let strs: Vec<Option<&str>> = rest.iter().flatten().map(|l| label_str(l)).collect();
-        if strs.iter().any(Option::is_none) {
-            return Parsed::Invalid;
+        // Up to three more labels (service, then endpoint or protocol+port); a fourth is too many.
+        let mut rest: [&str; 3] = [""; 3];
+        let mut count = 0;
+        for label in labels {
+            let Some(slot) = rest.get_mut(count) else {
+                return Parsed::Invalid;
+            };
+            let Some(text) = label_str(label) else {
+                return Parsed::Invalid;
+            };
+            *slot = text;
+            count += 1;
         }
-        let strs: Vec<&str> = strs.into_iter().flatten().collect();
-        match strs.as_slice() {
-            [] => {}
-            [service] => request.service = service,
-            [service, endpoint] => {
+        match (count, rest) {
+            (0, _) => {}
+            (1, [service, _, _]) => request.service = service,
+            (2, [service, endpoint, _]) => {
                 request.service = service;
                 request.endpoint = endpoint;
             }
-            [service, protocol, port] => {
+            (_, [service, protocol, port]) => {
                 request.service = service;
                 request.protocol = strip_underscore(protocol);
                 request.port = strip_underscore(port);
             }
-            // Too long.
-            _ => return Parsed::Invalid,
         }
         Parsed::Request(request)
     }
@@ -557,7 +568,7 @@ impl<'a> Lookup<'a> {
                     let (Some(svc), Some(rel)) = (&group.service, &group.rel) else {
                         continue;
                     };
-                    let Ok(name) = rel.clone().append_domain(self.zone) else {
+                    let Ok(name) = rel.clone().append_domain(self.zone()) else {
                         continue;
                     };
                     match &svc.kind {
@@ -579,7 +590,7 @@ impl<'a> Lookup<'a> {
             }
         }
         if !found {
-            let name = synth::prefixed(&["ns", "dns"], self.zone);
+            let name = synth::prefixed(&["ns", "dns"], self.zone());
             out.extend(self.ctx.self_ips.iter().map(|ip| (name.clone(), *ip)));
         }
         out
@@ -606,18 +617,18 @@ impl<'a> Lookup<'a> {
     /// The SRV target (and glue owner) of an entry.
     fn target_name(&self, key: Key<'a>) -> Option<Name> {
         match key {
-            Key::Service(group) => group.rel.clone()?.append_domain(self.zone).ok(),
+            Key::Service(group) => group.rel.clone()?.append_domain(self.zone()).ok(),
             Key::Endpoint(group, label) => group
                 .rel
                 .as_ref()?
                 .prepend_label(label.as_bytes())
                 .ok()?
-                .append_domain(self.zone)
+                .append_domain(self.zone())
                 .ok(),
             Key::Pod(label, ns) => {
                 Name::from_labels([label.as_bytes(), ns.as_bytes(), b"pod".as_slice()])
                     .ok()?
-                    .append_domain(self.zone)
+                    .append_domain(self.zone())
                     .ok()
             }
             Key::Owner => Some(self.q.name.clone()),
@@ -670,7 +681,6 @@ impl<'a> Lookup<'a> {
                         });
                     };
                     let zone_labels = self.ctx.opts.zones.get(zone).map_or(0, |z| z.iter().len());
-                    let zone_name = target.trim_to(zone_labels);
                     let inner = Lookup {
                         ctx: self.ctx,
                         q: Question {
@@ -678,7 +688,7 @@ impl<'a> Lookup<'a> {
                             lower: target,
                             qtype,
                         },
-                        zone: &zone_name,
+                        zone: OnceCell::new(),
                         zone_labels,
                     };
                     chain.push(cname.clone());

@@ -7,23 +7,23 @@ use std::net::IpAddr;
 use hickory_proto::rr::Name;
 
 /// Owned compact string (no spare capacity).
-pub type Str = Box<str>;
+pub(crate) type Str = Box<str>;
 
 /// A port of a Service or an EndpointSlice. Names and protocols are stored lower-case because
 /// every DNS comparison with them is case-insensitive.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Port {
+pub(crate) struct Port {
     /// Port name, lower-case; empty for an unnamed port.
-    pub name: Str,
+    pub(crate) name: Str,
     /// Protocol, lower-case (`tcp`, `udp`, `sctp`); empty when the object did not say.
-    pub protocol: Str,
+    pub(crate) protocol: Str,
     /// Port number; -1 when the object has no port (CoreDNS's sentinel: no SRV).
-    pub port: i32,
+    pub(crate) port: i32,
 }
 
 /// What kind of answer a Service gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServiceKind {
+pub(crate) enum ServiceKind {
     /// ClusterIP, NodePort or LoadBalancer: the cluster IPs, de-duplicated, in `clusterIPs` order.
     ClusterIp(Vec<IpAddr>),
     /// `clusterIP: None`: answered from ready endpoints.
@@ -34,50 +34,50 @@ pub enum ServiceKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Service {
-    pub namespace: Str,
-    pub name: Str,
-    pub kind: ServiceKind,
-    pub ports: Vec<Port>,
+pub(crate) struct Service {
+    pub(crate) namespace: Str,
+    pub(crate) name: Str,
+    pub(crate) kind: ServiceKind,
+    pub(crate) ports: Vec<Port>,
 }
 
 /// One ready endpoint of an EndpointSlice (unready endpoints are dropped at conversion).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub addresses: Vec<IpAddr>,
+pub(crate) struct Endpoint {
+    pub(crate) addresses: Vec<IpAddr>,
     /// `endpoints[].hostname`.
-    pub hostname: Option<Str>,
+    pub(crate) hostname: Option<Str>,
     /// `endpoints[].targetRef.name`, kept only when shorter than 64 characters.
-    pub target_ref_name: Option<Str>,
+    pub(crate) target_ref_name: Option<Str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndpointSlice {
-    pub namespace: Str,
-    pub name: Str,
+pub(crate) struct EndpointSlice {
+    pub(crate) namespace: Str,
+    pub(crate) name: Str,
     /// Owning service, from the `kubernetes.io/service-name` label (empty if absent).
-    pub service: Str,
+    pub(crate) service: Str,
     /// The slice's ports; a slice without ports holds the single sentinel port -1.
-    pub ports: Vec<Port>,
-    pub endpoints: Vec<Endpoint>,
+    pub(crate) ports: Vec<Port>,
+    pub(crate) endpoints: Vec<Endpoint>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pod {
-    pub namespace: Str,
-    pub name: Str,
+pub(crate) struct Pod {
+    pub(crate) namespace: Str,
+    pub(crate) name: Str,
     /// The primary `status.podIP` only (CoreDNS indexes no other).
-    pub ip: IpAddr,
+    pub(crate) ip: IpAddr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Namespace {
-    pub name: Str,
+pub(crate) struct Namespace {
+    pub(crate) name: Str,
 }
 
 /// One object of any watched kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Object {
+pub(crate) enum Object {
     Service(Service),
     EndpointSlice(EndpointSlice),
     Pod(Pod),
