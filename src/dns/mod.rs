@@ -3,3 +3,5 @@
 
 pub mod cidr;
 pub mod zone;
+pub mod ip;
+pub mod synth;

@@ -400,6 +400,11 @@ static REGISTRY: &[Registration] = &[
         setup: whoami::setup,
         repeatable: false,
     },
+    Registration {
+        name: "kubernetes",
+        setup: kubernetes::setup::setup,
+        repeatable: false,
+    },
 ];
 
 /// Look up a directive's registration.

@@ -337,6 +337,7 @@ fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
 
 /// Parses YAML text (no file, no filter) into objects, with the same rules as files: for tests
 /// and tools that build a cluster from a snippet.
+#[cfg(test)]
 pub(crate) fn objects_from_yaml(text: &str) -> Result<Vec<Object>, ManifestError> {
     let snapshot = Snapshot {
         files: vec![(PathBuf::from("<yaml>"), text.as_bytes().to_vec())],
