@@ -47,9 +47,10 @@ pub fn platform_line() -> String {
 /// What `run` needs from the command line.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// The Corefile; `None` means `Corefile` in the working directory, and if there is none, the
-    /// built-in `.:PORT { whoami log }` (as CoreDNS does).
-    pub conf: Option<PathBuf>,
+    /// The Corefile (`-conf`, default `Corefile` in the working directory). A missing file is an
+    /// error: unlike CoreDNS we never fall back to a built-in `whoami` server, because a DNS
+    /// server that silently starts with another configuration than the operator's hides mistakes.
+    pub conf: PathBuf,
     /// Port for server keys without one (`-dns.port`, default 53).
     pub dns_port: u16,
     /// No start-up banner (`-quiet`).
@@ -82,11 +83,6 @@ impl Error {
             Error::Listen { .. } | Error::Signal(_) => None,
         }
     }
-}
-
-/// The Corefile used when none is given and `./Corefile` does not exist.
-fn default_corefile() -> &'static str {
-    ". {\n    whoami\n    log\n}\n"
 }
 
 /// Reads, parses and builds the configuration at `path` (pure: no sockets).
@@ -201,22 +197,7 @@ fn interface_ips() -> Vec<IpAddr> {
 
 /// Loads the Corefile, serves until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(opts: RunOptions) -> Result<(), Error> {
-    let config = match &opts.conf {
-        Some(path) => load_config(path, opts.dns_port)?,
-        None => {
-            let path = Path::new("Corefile");
-            if path.exists() {
-                load_config(path, opts.dns_port)?
-            } else {
-                config_from_str(
-                    default_corefile(),
-                    "<default Corefile>",
-                    Path::new("."),
-                    opts.dns_port,
-                )?
-            }
-        }
-    };
+    let config = load_config(&opts.conf, opts.dns_port)?;
     let running = start(config).await?;
     if !opts.quiet {
         // CoreDNS prints these on stdout, undecorated; scripts and humans look for them.

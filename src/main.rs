@@ -26,8 +26,8 @@ const DEFAULT_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn";
 )]
 struct Cli {
     /// Corefile to load (default: Corefile in the working directory)
-    #[arg(long, value_name = "FILE")]
-    conf: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", default_value = "Corefile")]
+    conf: PathBuf,
     /// Default port for server keys without one
     #[arg(long = "dns.port", value_name = "PORT", default_value_t = 53)]
     dns_port: u16,
@@ -171,7 +171,7 @@ mod tests {
             &["--conf=/etc/Corefile"][..],
         ] {
             let cli = parse(args).unwrap();
-            assert_eq!(cli.conf, Some(PathBuf::from("/etc/Corefile")), "{args:?}");
+            assert_eq!(cli.conf, PathBuf::from("/etc/Corefile"), "{args:?}");
         }
         let cli = parse(&["-dns.port", "1053", "-quiet"]).unwrap();
         assert_eq!(cli.dns_port, 1053);

@@ -55,6 +55,22 @@ fn missing_corefile_fails() {
 }
 
 #[test]
+fn default_corefile_in_working_directory_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_binary(&["-quiet"], dir.path(), LIMIT);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("Corefile"), "{}", out.stderr);
+}
+
+#[test]
+fn default_corefile_in_working_directory_is_loaded() {
+    let dir = corefile_dir(".:0 {\n    bogus\n}\n");
+    let out = run_binary(&[], dir.path(), LIMIT);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stderr.trim(), "Corefile:2:5: Unknown directive 'bogus'");
+}
+
+#[test]
 fn invalid_corefile_reports_file_line_column() {
     let dir = corefile_dir(".:0 {\n    whoami\n    bogus arg\n}\n");
     let out = run_binary(&["-conf", "Corefile"], dir.path(), LIMIT);
