@@ -11,6 +11,8 @@ pub mod dns;
 pub mod plugin;
 mod server;
 
+pub use server::Harness;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

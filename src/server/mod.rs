@@ -3,6 +3,7 @@
 //! Wire concerns only: knows `plugin::Chain`, never a concrete plugin.
 
 mod handler;
+mod harness;
 mod reply;
 mod router;
 
@@ -19,6 +20,8 @@ use tracing::debug;
 use crate::config::Config;
 use handler::Handler;
 use router::Router;
+
+pub use harness::Harness;
 
 /// How long a TCP connection may stay idle between queries.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
