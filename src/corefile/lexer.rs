@@ -87,13 +87,14 @@ fn lexeme(input: &str) -> IResult<&str, Lexeme> {
     .parse(input)
 }
 
-/// A `{$NAME}` or `{%NAME%}` reference; yields NAME.
-fn env_ref(input: &str) -> IResult<&str, &str> {
-    alt((
-        delimited(tag("{$"), take_till1(|c| c == '}'), char('}')),
-        delimited(tag("{%"), take_until1("%}"), tag("%}")),
-    ))
-    .parse(input)
+/// A `{$NAME}` reference; yields NAME.
+fn dollar_ref(input: &str) -> IResult<&str, &str> {
+    delimited(tag("{$"), take_till1(|c| c == '}'), char('}')).parse(input)
+}
+
+/// A `{%NAME%}` reference; yields NAME.
+fn percent_ref(input: &str) -> IResult<&str, &str> {
+    delimited(tag("{%"), take_until1("%}"), tag("%}")).parse(input)
 }
 
 /// Replaces every `{$NAME}` and `{%NAME%}` in `text` (unset -> empty). Substituted values are
@@ -104,17 +105,31 @@ pub(super) fn substitute_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    // Once no closing `}` (or `%}`) is left, no later reference of that form can match:
+    // remembering it keeps a long run of openers linear instead of quadratic.
+    let mut dollar_closable = true;
+    let mut percent_closable = true;
     while let Some(c) = rest.chars().next() {
-        match env_ref(rest) {
-            Ok((next, name)) => {
+        if c == '{' {
+            let found = if rest.starts_with("{$") && dollar_closable {
+                let found = dollar_ref(rest).ok();
+                dollar_closable = found.is_some() || rest[2..].contains('}');
+                found
+            } else if rest.starts_with("{%") && percent_closable {
+                let found = percent_ref(rest).ok();
+                percent_closable = found.is_some() || rest[2..].contains("%}");
+                found
+            } else {
+                None
+            };
+            if let Some((next, name)) = found {
                 out.push_str(&env(name).unwrap_or_default());
                 rest = next;
-            }
-            Err(_) => {
-                out.push(c);
-                rest = &rest[c.len_utf8()..];
+                continue;
             }
         }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
     }
     out
 }

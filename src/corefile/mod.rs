@@ -74,7 +74,7 @@ pub enum CorefileError {
     NotUtf8 { path: PathBuf },
     #[error("{location}: unterminated quoted string, expected a closing '\"'")]
     UnterminatedQuote { location: Location },
-    #[error("{location}: unexpected '}}', no block is open here")]
+    #[error("{location}: unexpected '}}' with no block open, expected a matching '{{' before it")]
     UnexpectedClose { location: Location },
     #[error("{location}: unexpected '{{', expected {expected}")]
     UnexpectedOpen {
@@ -114,6 +114,8 @@ pub enum CorefileError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{location}: import: '{}' is not a regular file, expected a file", path.display())]
+    ImportNotFile { location: Location, path: PathBuf },
     #[error("{location}: import: '{}' is not valid UTF-8, expected UTF-8 text", path.display())]
     ImportNotUtf8 { location: Location, path: PathBuf },
     #[error(
@@ -146,6 +148,7 @@ impl CorefileError {
             | CorefileError::SnippetRedefined { location, .. }
             | CorefileError::ImportArgs { location }
             | CorefileError::ImportRead { location, .. }
+            | CorefileError::ImportNotFile { location, .. }
             | CorefileError::ImportNotUtf8 { location, .. }
             | CorefileError::ImportGlob { location, .. }
             | CorefileError::ImportCycle { location, .. }

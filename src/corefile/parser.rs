@@ -434,6 +434,13 @@ impl Parser<'_> {
         };
         // Pushed last first, so the first match is read first.
         for file in files.into_iter().rev() {
+            // Only regular files: a device or a pipe (`/dev/zero`, `/dev/stdin`) never ends.
+            if std::fs::metadata(&file).is_ok_and(|m| !m.is_file()) {
+                return Err(CorefileError::ImportNotFile {
+                    location: location.clone(),
+                    path: file,
+                });
+            }
             let bytes = std::fs::read(&file).map_err(|source| CorefileError::ImportRead {
                 location: location.clone(),
                 path: file.clone(),
@@ -537,7 +544,7 @@ fn glob(path: &Path, pattern: &str, location: &Location) -> Result<Vec<PathBuf>,
     };
     let mut matches: Vec<PathBuf> = entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().is_ok_and(|t| !t.is_dir()))
+        .filter(|entry| std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()))
         .filter(|entry| {
             entry
                 .file_name()

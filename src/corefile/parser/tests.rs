@@ -246,17 +246,17 @@ fn error_cases() {
         (
             "stray close at top level",
             "a {\n}\n}\n",
-            "Corefile:3:1: unexpected '}', no block is open here",
+            "Corefile:3:1: unexpected '}' with no block open, expected a matching '{' before it",
         ),
         (
             "close first",
             "}",
-            "Corefile:1:1: unexpected '}', no block is open here",
+            "Corefile:1:1: unexpected '}' with no block open, expected a matching '{' before it",
         ),
         (
             "close in braceless block",
             ".:53\nlog\n}\n",
-            "Corefile:3:1: unexpected '}', no block is open here",
+            "Corefile:3:1: unexpected '}' with no block open, expected a matching '{' before it",
         ),
         (
             "open without keys",
@@ -461,6 +461,8 @@ fn import_cases() {
     write(base, "zones/a.conf", "a {\n}\n");
     write(base, "zones/skip.txt", "c {\n}\n");
     write(base, "self.conf", "import self.conf\n");
+    write(base, "globdir/a.conf", "a {\n}\n");
+    write(base, "globdir/dir.conf/inner", "b {\n}\n");
     write(base, "ping.conf", "import pong.conf\n");
     write(base, "pong.conf", "import ping.conf\n");
     write(base, "defs.conf", "(fromfile) {\n  cache\n}\n");
@@ -505,6 +507,21 @@ fn import_cases() {
             "error: pong.conf:1:1: import cycle:",
         ),
         (
+            "directory is not a file",
+            "import zones",
+            "error: Corefile:1:1: import: 'zones' is not a regular file, expected a file",
+        ),
+        (
+            "device is not a file",
+            "import /dev/zero",
+            "error: Corefile:1:1: import: '/dev/zero' is not a regular file, expected a file",
+        ),
+        (
+            "glob skips directories",
+            "import globdir/*.conf",
+            "a@a.conf:1:1 {\n}\n",
+        ),
+        (
             "imported file not utf-8",
             "import bad-utf8.conf",
             "error: Corefile:1:1: import: '",
@@ -515,6 +532,7 @@ fn import_cases() {
         let got = got.replace(&format!("{}/", base.display()), "");
         let got = got.replace(&format!("{}/", base.join("sub").display()), "");
         let got = got.replace(&format!("{}/", base.join("zones").display()), "");
+        let got = got.replace(&format!("{}/", base.join("globdir").display()), "");
         assert!(
             got.starts_with(want),
             "case {name}:\n got: {got}\nwant: {want}"
