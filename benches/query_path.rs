@@ -77,11 +77,17 @@ fn bench_cluster(c: &mut Criterion, services: usize) {
     let cases = [
         (
             "clusterip_a",
-            query(&format!("svc{mid}.ns{}.svc.cluster.local.", mid % 100), RecordType::A),
+            query(
+                &format!("svc{mid}.ns{}.svc.cluster.local.", mid % 100),
+                RecordType::A,
+            ),
         ),
         (
             "headless_a",
-            query(&format!("svc{}.ns{}.svc.cluster.local.", mid - 1, (mid - 1) % 100), RecordType::A),
+            query(
+                &format!("svc{}.ns{}.svc.cluster.local.", mid - 1, (mid - 1) % 100),
+                RecordType::A,
+            ),
         ),
         (
             "srv_named_port",
@@ -130,7 +136,9 @@ fn corefile_parse(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("corefile/Corefile.local");
     let text = std::fs::read_to_string(&path).unwrap();
     c.bench_function("corefile_parse_local", |b| {
-        b.iter(|| clusterdns::corefile::parse_str(std::hint::black_box(&text), "Corefile", Path::new(".")))
+        b.iter(|| {
+            clusterdns::corefile::parse_str(std::hint::black_box(&text), "Corefile", Path::new("."))
+        })
     });
 }
 

@@ -228,42 +228,12 @@ async fn wait_for_signal() -> Result<(), Error> {
 }
 
 /// One plugin this build knows, for `-plugins`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PluginInfo {
-    pub name: &'static str,
-    /// False when the plugin's plain form (`NAME` with no arguments) parses but reports part of
-    /// itself as not active yet.
-    pub active: bool,
-}
-
-/// Every directive of the registry, alphabetically, with whether its plain form is fully active.
-pub fn plugins() -> Vec<PluginInfo> {
-    let mut list: Vec<PluginInfo> = plugin::registry()
+/// Every directive of the registry, alphabetically, with what this build does with it.
+pub fn plugins() -> Vec<(&'static str, plugin::Status)> {
+    let mut list: Vec<_> = plugin::registry()
         .iter()
-        .map(|r| {
-            let directive = corefile::Directive {
-                name: corefile::Token {
-                    text: r.name.to_owned(),
-                    location: Location {
-                        file: "-plugins".into(),
-                        line: 1,
-                        column: 1,
-                    },
-                },
-                args: Vec::new(),
-                block: None,
-            };
-            let mut block = plugin::BlockSetup {
-                zones: vec![hickory_proto::rr::Name::root()],
-                ..plugin::BlockSetup::default()
-            };
-            let parsed = (r.setup)(&mut corefile::Dispenser::new(&directive), &mut block);
-            PluginInfo {
-                name: r.name,
-                active: parsed.is_err() || block.inactive.is_empty(),
-            }
-        })
+        .map(|r| (r.name, r.status))
         .collect();
-    list.sort_by_key(|p| p.name);
+    list.sort_by_key(|(name, _)| *name);
     list
 }

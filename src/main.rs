@@ -105,12 +105,13 @@ fn init_tracing() {
 }
 
 fn print_plugins() {
+    use clusterdns::plugin::Status;
     println!("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:");
-    for p in clusterdns::plugins() {
-        if p.active {
-            println!("  dns.{}", p.name);
-        } else {
-            println!("  dns.{} (parses; not active yet)", p.name);
+    for (name, status) in clusterdns::plugins() {
+        match status {
+            Status::Active => println!("  dns.{name}"),
+            Status::Partial(missing) => println!("  dns.{name} (not active yet: {missing})"),
+            Status::ParseOnly => println!("  dns.{name} (parses and validates; not active yet)"),
         }
     }
 }

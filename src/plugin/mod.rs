@@ -331,6 +331,19 @@ pub struct Registration {
     pub setup: SetupFn,
     /// Whether the directive may appear more than once per server block.
     pub repeatable: bool,
+    /// What this build does with the directive (shown by `-plugins`).
+    pub status: Status,
+}
+
+/// How much of a plugin this build has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Fully working.
+    Active,
+    /// Working, with the named part not in this build yet.
+    Partial(&'static str),
+    /// Its Corefile syntax is parsed and validated, but it does nothing yet.
+    ParseOnly,
 }
 
 /// Every directive this build understands, in [`ORDER`].
@@ -344,66 +357,79 @@ static REGISTRY: &[Registration] = &[
         name: "reload",
         setup: reload::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "ready",
         setup: ready::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "health",
         setup: health::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "prometheus",
         setup: metrics::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "loadbalance",
         setup: loadbalance::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "cache",
         setup: cache::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "loop",
         setup: loop_detect::setup,
         repeatable: false,
+        status: Status::ParseOnly,
     },
     Registration {
         name: "forward",
         setup: forward::setup,
         repeatable: true,
+        status: Status::ParseOnly,
     },
     Registration {
         name: bind::NAME,
         setup: bind::setup,
         repeatable: true,
+        status: Status::Active,
     },
     Registration {
         name: errors::NAME,
         setup: errors::setup,
         repeatable: false,
+        status: Status::Partial("`consolidate` and `stacktrace`"),
     },
     Registration {
         name: log::NAME,
         setup: log::setup,
         repeatable: true,
+        status: Status::Active,
     },
     Registration {
         name: whoami::NAME,
         setup: whoami::setup,
         repeatable: false,
+        status: Status::Active,
     },
     Registration {
         name: "kubernetes",
         setup: kubernetes::setup::setup,
         repeatable: false,
+        status: Status::Partial("the Kubernetes API source; `manifests` works"),
     },
 ];
 
