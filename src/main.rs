@@ -7,7 +7,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -136,8 +135,9 @@ fn main() -> ExitCode {
     match serve(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // Config errors already read `file:line:column: message`.
-            eprintln!("{e:#}");
+            // Our errors already carry their cause in their message (and config errors read
+            // `file:line:column: message`), so the chain is not printed again.
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -147,7 +147,7 @@ fn serve(opts: clusterdns::RunOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     runtime.block_on(clusterdns::run(opts))?;
     Ok(())
 }
