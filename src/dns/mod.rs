@@ -2,6 +2,6 @@
 //! names, SOA/NS synthesis. No I/O, no plugin knowledge.
 
 pub mod cidr;
-pub mod zone;
 pub mod ip;
 pub mod synth;
+pub mod zone;
