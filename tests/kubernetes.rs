@@ -1562,3 +1562,343 @@ async fn cidr_reverse_zone() {
     assert_passed_to_whoami(s.addr, "10.1.244.10.in-addr.arpa.", PTR).await;
     s.shutdown().await;
 }
+
+// ------------------------------------------------------------------------------------------
+// §3 not synced, §4 size and EDNS
+
+#[tokio::test]
+async fn without_manifests_name_errors_are_servfail_until_synced() {
+    let (_guard, logs) = common::capture_logs();
+    let corefile = ". {\n    kubernetes cluster.local in-addr.arpa {\n        ttl 30\n    }\n}\n";
+    // The plugin reports not ready: it has no source that could ever sync.
+    let dir = common::corefile_dir(corefile);
+    let config = clusterdns::load_config(&dir.path().join("Corefile"), 0).expect("valid");
+    let readiness: Vec<Option<bool>> = config.servers[0]
+        .chain
+        .plugins()
+        .iter()
+        .map(|p| p.ready())
+        .collect();
+    assert_eq!(readiness, vec![Some(false)]);
+    assert!(
+        config.servers[0]
+            .inactive
+            .iter()
+            .any(|i| i.plugin == "kubernetes" && i.what.contains("manifests")),
+        "{:?}",
+        config.servers[0].inactive
+    );
+    let s = start(corefile).await;
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("plugin/kubernetes: not active in this build"),
+        "{text}"
+    );
+    let soa30 = soa_of("cluster.local.", 30);
+    expect(
+        s.addr,
+        &[
+            // Name errors: SERVFAIL with the SOA, AA set.
+            (
+                "kubernetes.default.svc.cluster.local.",
+                A,
+                negative(ResponseCode::ServFail, &soa30),
+            ),
+            (
+                "foo.cluster.local.",
+                A,
+                negative(ResponseCode::ServFail, &soa30),
+            ),
+            (
+                "1.0.96.10.in-addr.arpa.",
+                PTR,
+                negative(ResponseCode::ServFail, &soa_of("in-addr.arpa.", 30)),
+            ),
+            // What exists without any cluster data is still answered; NODATA stays NODATA.
+            ("cluster.local.", A, nodata(&soa30)),
+            ("svc.cluster.local.", A, nodata(&soa30)),
+            ("cluster.local.", SOA, ok(&[&soa30], &[])),
+            (
+                "dns-version.cluster.local.",
+                TXT,
+                ok(&["dns-version.cluster.local. 28800 IN TXT 1.1.0"], &[]),
+            ),
+        ],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn not_synced_servfail_but_fallthrough_wins() {
+    let s = start(
+        ". {\n    whoami\n    kubernetes cluster.local in-addr.arpa {\n        fallthrough in-addr.arpa\n    }\n}\n",
+    )
+    .await;
+    assert_passed_to_whoami(s.addr, "1.0.96.10.in-addr.arpa.", PTR).await;
+    expect(
+        s.addr,
+        &[(
+            "foo.cluster.local.",
+            A,
+            negative(ResponseCode::ServFail, &soa()),
+        )],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+/// A headless Service `big` with `n` ready endpoints 10.0.x.y (no hostnames).
+fn big_cluster(n: usize) -> String {
+    let endpoints: Vec<String> = (0..n)
+        .map(|i| format!("10.0.{}.{}", i / 200, i % 200 + 1))
+        .collect();
+    let refs: Vec<(&str, &str)> = endpoints.iter().map(|a| (a.as_str(), "")).collect();
+    format!(
+        "{NS}{}{}",
+        headless_service("big"),
+        slice("big-1", "big", &refs)
+    )
+}
+
+#[tokio::test]
+async fn large_answers_truncated_to_client_udp_size() {
+    let s = with_cluster(&cluster_corefile(""), &big_cluster(100)).await;
+    let name = "big.ns.svc.cluster.local.";
+
+    // UDP without EDNS: at most 512 bytes, TC=1, no OPT.
+    let o = Opts::default();
+    let bytes = common::udp_raw(s.addr, &common::build(name, A, &o), common::TIMEOUT)
+        .await
+        .expect("reply");
+    assert!(bytes.len() <= 512, "{} bytes", bytes.len());
+    let m = Message::from_vec(&bytes).expect("decodable");
+    assert!(m.metadata.truncation);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.len() < 100, "{}", m.answers.len());
+    assert!(m.edns.is_none());
+
+    // UDP with EDNS 4096 and DO: all 100 A records fit; OPT mirrors size and DO.
+    let o = Opts {
+        edns: Some(4096),
+        dnssec_ok: true,
+        ..Opts::default()
+    };
+    let bytes = common::udp_raw(s.addr, &common::build(name, A, &o), common::TIMEOUT)
+        .await
+        .expect("reply");
+    assert!(
+        bytes.len() > 512 && bytes.len() <= 4096,
+        "{} bytes",
+        bytes.len()
+    );
+    let m = Message::from_vec(&bytes).expect("decodable");
+    assert!(!m.metadata.truncation && m.metadata.authoritative);
+    assert_eq!(m.answers.len(), 100);
+    let edns = m.edns.as_ref().expect("OPT mirrored");
+    assert_eq!(edns.max_payload(), 4096);
+    assert!(edns.flags().dnssec_ok);
+    assert_eq!(edns.version(), 0);
+
+    // Without DO in the query, none in the reply.
+    let o = Opts {
+        edns: Some(1232),
+        ..Opts::default()
+    };
+    let m = query_udp(s.addr, name, A, &o).await;
+    let edns = m.edns.as_ref().expect("OPT mirrored");
+    assert_eq!(edns.max_payload(), 1232);
+    assert!(!edns.flags().dnssec_ok);
+    assert!(
+        m.metadata.truncation,
+        "100 A records do not fit in 1232 bytes"
+    );
+
+    // SRV with glue is larger than 4096 bytes: truncated over UDP, complete over TCP.
+    let o = Opts {
+        edns: Some(4096),
+        ..Opts::default()
+    };
+    let bytes = common::udp_raw(s.addr, &common::build(name, SRV, &o), common::TIMEOUT)
+        .await
+        .expect("reply");
+    assert!(bytes.len() <= 4096, "{} bytes", bytes.len());
+    let m = Message::from_vec(&bytes).expect("decodable");
+    assert!(m.metadata.truncation);
+    let m = query_tcp(s.addr, name, SRV, &o).await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 100);
+    assert_eq!(m.additionals.len(), 100);
+    assert!(
+        m.answers
+            .iter()
+            .all(|r| matches!(&r.data, RData::SRV(srv) if srv.weight == 1))
+    );
+    assert_eq!(m.edns.as_ref().map(|e| e.max_payload()), Some(4096));
+
+    // TCP without EDNS: complete as well.
+    let m = query_tcp(s.addr, name, A, &Opts::default()).await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 100);
+    s.shutdown().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Edge cases of §2 with purpose-built clusters
+
+/// A ClusterIP Service `name` in `ns` with `ports` YAML (may be empty).
+fn clusterip_service(name: &str, ip: &str, ports: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: ns\nspec:\n  clusterIP: {ip}\n  clusterIPs: [{ip}]\n{ports}"
+    )
+}
+
+#[tokio::test]
+async fn clusterip_service_without_ports_answers_a_but_no_srv() {
+    let yaml = format!("{NS}{}", clusterip_service("noports", "10.96.9.9", ""));
+    let s = with_cluster(&cluster_corefile(""), &yaml).await;
+    let name = "noports.ns.svc.cluster.local.";
+    expect(
+        s.addr,
+        &[
+            (name, A, ok(&[&format!("{name} 5 IN A 10.96.9.9")], &[])),
+            (name, SRV, nodata(&soa())),
+        ],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn externalname_that_is_an_ip_is_nxdomain() {
+    let yaml = format!(
+        "{NS}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: byip\n  namespace: ns\nspec:\n  type: ExternalName\n  externalName: 192.0.2.1\n"
+    );
+    let s = with_cluster(&cluster_corefile(""), &yaml).await;
+    let name = "byip.ns.svc.cluster.local.";
+    expect(
+        s.addr,
+        &[(name, A, nxdomain(&soa())), (name, CNAME, nxdomain(&soa()))],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn srv_on_endpoint_name_lists_that_endpoints_ports() {
+    let s = demo("").await;
+    let q = "10-244-1-5.api.demo.svc.cluster.local.";
+    expect(
+        s.addr,
+        &[(
+            q,
+            SRV,
+            ok(
+                &[
+                    &format!("{q} 5 IN SRV 0 50 8080 {q}"),
+                    &format!("{q} 5 IN SRV 0 50 9090 {q}"),
+                ],
+                &[&format!("{q} 5 IN A 10.244.1.5")],
+            ),
+        )],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn ptr_for_ipv6_endpoint_uses_dashed_name() {
+    let s = demo("").await;
+    // fd00:10:244:1::5
+    let q = "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.4.4.2.0.0.1.0.0.0.0.d.f.ip6.arpa.";
+    expect(
+        s.addr,
+        &[(
+            q,
+            PTR,
+            ok(
+                &[&format!(
+                    "{q} 5 IN PTR fd00-10-244-1--5.api.demo.svc.cluster.local."
+                )],
+                &[],
+            ),
+        )],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn ptr_for_ip_of_two_services_names_both() {
+    let yaml = format!(
+        "{NS}{}{}{}{}",
+        headless_service("one"),
+        headless_service("two"),
+        slice("one-1", "one", &[("10.0.0.1", "web")]),
+        slice("two-1", "two", &[("10.0.0.1", "")]),
+    );
+    let s = with_cluster(&cluster_corefile(""), &yaml).await;
+    let q = "1.0.0.10.in-addr.arpa.";
+    expect(
+        s.addr,
+        &[(
+            q,
+            PTR,
+            ok(
+                &[
+                    &format!("{q} 5 IN PTR web.one.ns.svc.cluster.local."),
+                    &format!("{q} 5 IN PTR 10-0-0-1.two.ns.svc.cluster.local."),
+                ],
+                &[],
+            ),
+        )],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn ignore_empty_service_counts_ready_endpoints_only() {
+    let unready = "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: c-1\n  namespace: ns\n  labels:\n    kubernetes.io/service-name: c\naddressType: IPv4\nendpoints:\n  - addresses: [10.0.0.1]\n    conditions:\n      ready: false\nports:\n  - name: p\n    port: 80\n";
+    let yaml = format!(
+        "{NS}{}{unready}",
+        clusterip_service(
+            "c",
+            "10.96.1.1",
+            "  ports:\n    - name: p\n      port: 80\n"
+        )
+    );
+    let s = with_cluster(&cluster_corefile("        ignore empty_service"), &yaml).await;
+    expect(s.addr, &[("c.ns.svc.cluster.local.", A, nxdomain(&soa()))]).await;
+    s.shutdown().await;
+    let s = with_cluster(&cluster_corefile(""), &yaml).await;
+    expect(
+        s.addr,
+        &[(
+            "c.ns.svc.cluster.local.",
+            A,
+            ok(&["c.ns.svc.cluster.local. 5 IN A 10.96.1.1"], &[]),
+        )],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn zone_names_in_the_corefile_are_case_insensitive() {
+    let s = start(&format!(
+        "Cluster.LOCAL {{\n    kubernetes {{\n        manifests {}\n    }}\n}}\n",
+        demo_cluster_path()
+    ))
+    .await;
+    let name = "kubernetes.default.svc.cluster.local.";
+    expect(
+        s.addr,
+        &[
+            (name, A, ok(&[&format!("{name} 5 IN A 10.96.0.1")], &[])),
+            ("nosuch.cluster.local.", A, nxdomain(&soa())),
+        ],
+    )
+    .await;
+    s.shutdown().await;
+}
