@@ -705,7 +705,26 @@ async fn srv_weights_computed_before_dedup() {
         .collect();
     let srv: Vec<&str> = srv.iter().map(String::as_str).collect();
     let glue: Vec<&str> = glue.iter().map(String::as_str).collect();
-    expect(s.addr, &[(q, SRV, ok(&srv, &glue))]).await;
+    let e4 = "e4.h.ns.svc.cluster.local.";
+    expect(
+        s.addr,
+        &[
+            (q, SRV, ok(&srv, &glue)),
+            // Two endpoints sharing a hostname: two addresses for the name.
+            (
+                e4,
+                A,
+                ok(
+                    &[
+                        &format!("{e4} 5 IN A 10.0.0.5"),
+                        &format!("{e4} 5 IN A 10.0.0.6"),
+                    ],
+                    &[],
+                ),
+            ),
+        ],
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -1897,6 +1916,57 @@ async fn zone_names_in_the_corefile_are_case_insensitive() {
         &[
             (name, A, ok(&[&format!("{name} 5 IN A 10.96.0.1")], &[])),
             ("nosuch.cluster.local.", A, nxdomain(&soa())),
+        ],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn pods_verified_host_network_ip_answered_once() {
+    let s = demo("        pods verified").await;
+    let name = "192-168-49-2.kube-system.pod.cluster.local.";
+    expect(
+        s.addr,
+        &[
+            (name, A, ok(&[&format!("{name} 5 IN A 192.168.49.2")], &[])),
+            ("kube-system.pod.cluster.local.", A, nodata(&soa())),
+            ("pod.cluster.local.", TXT, nxdomain(&soa())),
+        ],
+    )
+    .await;
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn externalname_cname_loops_end_in_nodata() {
+    let ext = |name: &str, target: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: ns\nspec:\n  type: ExternalName\n  externalName: {target}\n"
+        )
+    };
+    let yaml = format!(
+        "{NS}{}{}{}",
+        ext("self", "self.ns.svc.cluster.local"),
+        ext("a", "b.ns.svc.cluster.local"),
+        ext("b", "a.ns.svc.cluster.local"),
+    );
+    let s = with_cluster(&cluster_corefile(""), &yaml).await;
+    let self_name = "self.ns.svc.cluster.local.";
+    expect(
+        s.addr,
+        &[
+            (self_name, A, nodata(&soa())),
+            ("a.ns.svc.cluster.local.", A, nodata(&soa())),
+            ("b.ns.svc.cluster.local.", AAAA, nodata(&soa())),
+            (
+                "a.ns.svc.cluster.local.",
+                CNAME,
+                ok(
+                    &["a.ns.svc.cluster.local. 5 IN CNAME b.ns.svc.cluster.local."],
+                    &[],
+                ),
+            ),
         ],
     )
     .await;
