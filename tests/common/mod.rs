@@ -40,18 +40,55 @@ impl TestServer {
 /// Starts `corefile` (keys without a port get port 0, blocks without `bind` are bound to
 /// 127.0.0.1) and returns its first listen address.
 pub(crate) async fn start(corefile: &str) -> TestServer {
+    start_with_files(corefile, &[]).await
+}
+
+/// Like [`start`], with `files` (name relative to the tempdir, content) written next to the
+/// Corefile first, e.g. manifests the Corefile names.
+pub(crate) async fn start_with_files(corefile: &str, files: &[(&str, &str)]) -> TestServer {
+    match try_start_with_files(corefile, files).await {
+        Ok(server) => server,
+        Err(error) => panic!("server does not start: {error}"),
+    }
+}
+
+/// Like [`start_with_files`], but a configuration or start-up error is returned.
+pub(crate) async fn try_start_with_files(
+    corefile: &str,
+    files: &[(&str, &str)],
+) -> Result<TestServer, clusterdns::Error> {
     let dir = tempfile::tempdir().expect("tempdir");
+    for (name, content) in files {
+        write_file(dir.path(), name, content);
+    }
     let path = dir.path().join("Corefile");
     std::fs::write(&path, corefile).expect("write Corefile");
-    let mut config = clusterdns::load_config(&path, 0).expect("valid Corefile");
+    let mut config = clusterdns::load_config(&path, 0)?;
     config.bind_unbound_to(&[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
-    let running = clusterdns::start(config).await.expect("server starts");
+    let running = clusterdns::start(config).await?;
     let addr = running.addrs()[0];
-    TestServer {
+    Ok(TestServer {
         addr,
         running: Some(running),
         dir,
+    })
+}
+
+/// Writes `content` to `dir/name` (parent directories created), replacing it atomically so a
+/// concurrent reader never sees a half-written file.
+pub(crate) fn write_file(dir: &std::path::Path, name: &str, content: &str) {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create parent directory");
     }
+    let tmp = dir.join(format!(".{}.tmp", name.replace('/', "_")));
+    std::fs::write(&tmp, content).expect("write temporary file");
+    std::fs::rename(&tmp, &path).expect("rename into place");
+}
+
+/// Absolute path of the demo cluster's manifests (`corefile/demo-cluster.yaml`).
+pub(crate) fn demo_cluster_path() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/corefile/demo-cluster.yaml").to_owned()
 }
 
 /// Knobs of a test query.
@@ -185,6 +222,30 @@ pub(crate) fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
         .with_writer(move || writer.clone())
         .finish();
     (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// Logs of every thread, for output of tasks outside the test's thread (`spawn_blocking`). The
+/// process-wide subscriber is installed once per test binary; each test should look only for lines
+/// naming something of its own (e.g. its tempdir).
+pub(crate) fn global_logs() -> Logs {
+    static GLOBAL: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    GLOBAL
+        .get_or_init(|| {
+            let logs = Logs::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "info,hickory_server=warn,hickory_proto=warn",
+                ))
+                .with_ansi(false)
+                .without_time()
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+            logs
+        })
+        .clone()
 }
 
 /// What a run of the binary produced.
