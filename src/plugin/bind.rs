@@ -52,11 +52,7 @@ use crate::plugin::{BlockSetup, SetupError};
 pub(crate) const NAME: &str = "bind";
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: NAME.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(NAME, location, message)
 }
 
 /// Parses `bind ADDR... [{ except ADDR... }]` into `block.bind`.

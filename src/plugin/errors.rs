@@ -50,11 +50,7 @@ use crate::plugin::{Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupE
 pub(crate) const NAME: &str = "errors";
 
 fn err(location: &crate::corefile::Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: NAME.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(NAME, location, message)
 }
 
 /// Parses `errors [{ stacktrace | consolidate ... }]`.

@@ -112,11 +112,7 @@ const ERROR: u8 = 4;
 const ALL: u8 = SUCCESS | DENIAL | ERROR;
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: NAME.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(NAME, location, message)
 }
 
 /// Parses one `log` directive.

@@ -15,11 +15,7 @@ pub(crate) struct LoopConfig {
 }
 
 fn arg_err(e: ArgError) -> SetupError {
-    SetupError {
-        location: e.location,
-        plugin: "loop".to_owned(),
-        message: e.message,
-    }
+    SetupError::from_arg("loop", e)
 }
 
 /// Parses a `loop` directive of a block serving `block_zones`.

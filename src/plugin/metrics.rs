@@ -14,15 +14,11 @@ pub(crate) struct MetricsConfig {
 }
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: PLUGIN.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(PLUGIN, location, message)
 }
 
 fn arg_err(e: ArgError) -> SetupError {
-    err(&e.location, e.message)
+    SetupError::from_arg(PLUGIN, e)
 }
 
 /// Parses a `prometheus` directive.
@@ -52,20 +48,10 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::corefile::parse_str_with_env;
 
     fn run(text: &str) -> Result<MetricsConfig, String> {
-        let cf = parse_str_with_env(
-            &format!(".:53 {{\n{text}\n}}\n"),
-            "Corefile",
-            Path::new("."),
-            &|_| None,
-        )
-        .map_err(|e| e.to_string())?;
-        parse(&mut Dispenser::new(&cf.blocks[0].directives[0])).map_err(|e| e.to_string())
+        crate::plugin::test_support::parse_first(text, parse)
     }
 
     fn config(host: &str, port: u16) -> Result<MetricsConfig, &'static str> {

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 
-use crate::corefile::{Dispenser, Location};
+use crate::corefile::{ArgError, Dispenser, Location};
 
 /// The transport a query arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -304,6 +304,26 @@ pub struct SetupError {
     pub location: Location,
     pub plugin: String,
     pub message: String,
+}
+
+impl SetupError {
+    /// An error of `plugin`'s setup at `location`.
+    pub fn new(plugin: &str, location: &Location, message: impl Into<String>) -> Self {
+        SetupError {
+            location: location.clone(),
+            plugin: plugin.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A dispenser's arity error, attributed to `plugin`.
+    pub fn from_arg(plugin: &str, error: ArgError) -> Self {
+        SetupError {
+            location: error.location,
+            plugin: plugin.to_owned(),
+            message: error.message,
+        }
+    }
 }
 
 /// What one server block's setup collects from its directives.

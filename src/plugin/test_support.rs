@@ -42,3 +42,24 @@ pub(crate) fn query_for<'a>(
         resolver,
     }
 }
+
+/// Runs a setup parser on the first directive of `.:53 { TEXT }` (no environment), returning
+/// its result or any error as text.
+pub(crate) fn parse_first<T>(
+    text: &str,
+    parse: impl FnOnce(&mut crate::corefile::Dispenser<'_>) -> Result<T, crate::plugin::SetupError>,
+) -> Result<T, String> {
+    let cf = crate::corefile::parse_str_with_env(
+        &format!(".:53 {{\n{text}\n}}\n"),
+        "Corefile",
+        std::path::Path::new("."),
+        &|_| None,
+    )
+    .map_err(|e| e.to_string())?;
+    let directive = cf
+        .blocks
+        .first()
+        .and_then(|b| b.directives.first())
+        .ok_or_else(|| "no directive".to_owned())?;
+    parse(&mut crate::corefile::Dispenser::new(directive)).map_err(|e| e.to_string())
+}

@@ -110,15 +110,11 @@ impl CacheConfig {
 }
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: PLUGIN.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(PLUGIN, location, message)
 }
 
 fn arg_err(e: ArgError) -> SetupError {
-    err(&e.location, e.message)
+    SetupError::from_arg(PLUGIN, e)
 }
 
 /// Parses one `cache` directive; `block_zones` are the server block's zones, the default.

@@ -121,15 +121,11 @@ impl ForwardConfig {
 }
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: PLUGIN.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(PLUGIN, location, message)
 }
 
 fn arg_err(e: ArgError) -> SetupError {
-    err(&e.location, e.message)
+    SetupError::from_arg(PLUGIN, e)
 }
 
 /// Parses one `forward` directive; relative file names resolve against `base_dir`.

@@ -52,11 +52,7 @@ pub(crate) struct Config {
 }
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError {
-        location: location.clone(),
-        plugin: PLUGIN.to_owned(),
-        message: message.into(),
-    }
+    SetupError::new(PLUGIN, location, message)
 }
 
 /// A zone argument: a CIDR (expanded to reverse zones) or a name, made lower-case and fully
