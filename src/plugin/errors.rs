@@ -38,7 +38,6 @@
 //! `stacktrace` and `consolidate` are accepted but not active; start-up logs a warning for each.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tracing::error;
@@ -108,8 +107,8 @@ fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<(), SetupError> {
             "consolidate needs a DURATION and a REGEXP",
         ));
     };
-    match parse_go_duration(&duration.text) {
-        Some(d) if !d.is_zero() => {}
+    match crate::corefile::parse_duration(&duration.text) {
+        Ok(d) if !d.is_zero() => {}
         _ => {
             return Err(err(
                 &duration.location,
@@ -149,40 +148,6 @@ fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<(), SetupError> {
         ));
     }
     Ok(())
-}
-
-/// Parses a Go duration (`300ms`, `1.5h`, `2h45m`); `None` if malformed.
-fn parse_go_duration(text: &str) -> Option<Duration> {
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest.get(..num_len)?.parse().ok()?;
-        rest = rest.get(num_len..)?;
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match rest.get(..unit_len)? {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = rest.get(unit_len..)?;
-        total += number * seconds;
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 /// The plugin: wraps the rest of the chain.
@@ -325,16 +290,5 @@ mod tests {
             assert!(e.message.contains(want), "{want}: got {}", e.message);
             assert_eq!(e.location.column, *column, "{want}");
         }
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_go_duration("5"), None);
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("m"), None);
     }
 }

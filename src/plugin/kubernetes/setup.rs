@@ -125,44 +125,6 @@ fn selector(line: &mut Dispenser<'_>) -> Result<Selector, SetupError> {
     Selector::parse(&text).map_err(|e| err(&first, e.to_string()))
 }
 
-/// Go-style duration (`5s`, `1m30s`, `500ms`, `0`).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
 /// Parse the directive. `block_zones` are the server block's zones (the default), `base_dir`
 /// the Corefile's directory.
 pub(crate) fn parse(
@@ -270,9 +232,8 @@ pub(crate) fn parse(
             }
             "startup_timeout" => {
                 let arg = one_arg(&mut line)?;
-                config.startup_timeout = parse_duration(&arg.text).ok_or_else(|| {
-                    err(&arg.location, format!("invalid duration '{}'", arg.text))
-                })?;
+                config.startup_timeout = crate::corefile::parse_duration(&arg.text)
+                    .map_err(|_| err(&arg.location, format!("invalid duration '{}'", arg.text)))?;
             }
             "endpoint" => {
                 let args = need_args(&mut line)?;

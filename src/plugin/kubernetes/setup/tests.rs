@@ -355,16 +355,6 @@ fn unsupported_and_unknown_options_fail_with_location() {
     );
 }
 
-#[test]
-fn go_durations() {
-    assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-    assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-    assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-    assert_eq!(parse_duration(""), None);
-    assert_eq!(parse_duration("s"), None);
-    assert_eq!(parse_duration("5x"), None);
-}
-
 fn block() -> BlockSetup {
     BlockSetup {
         zones: block_zones(),
