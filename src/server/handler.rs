@@ -21,6 +21,7 @@ use crate::plugin::{Answer, EdnsInfo, Origin, PluginError, Query, Resolve, Trans
 const MAX_INTERNAL_DEPTH: u8 = 8;
 
 /// Serves the requests of one listen address.
+#[derive(Clone)]
 pub(crate) struct Handler {
     router: Arc<Router>,
     inflight: Arc<Inflight>,

@@ -6,6 +6,7 @@ mod handler;
 mod harness;
 mod reply;
 mod router;
+mod udp;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -116,7 +117,10 @@ pub(crate) fn plan(config: &Config) -> Vec<(ListenAddr, Router)> {
 
 /// Running listeners.
 pub(crate) struct Servers {
+    /// hickory's servers, for TCP.
     servers: Vec<Server<Handler>>,
+    /// Our UDP receive loops (see `udp`), one per socket.
+    udp_loops: Vec<tokio::task::JoinHandle<()>>,
     addrs: Vec<(ListenAddr, SocketAddr)>,
     inflight: Arc<Inflight>,
 }
@@ -126,6 +130,7 @@ impl Servers {
     pub(crate) async fn start(config: &Config) -> Result<Servers, BindError> {
         let inflight = Arc::new(Inflight::default());
         let mut servers = Vec::new();
+        let mut udp_loops = Vec::new();
         let mut addrs = Vec::new();
         for (listen, mut router) in plan(config) {
             let (udp, tcp, local) = bind_pair(listen).map_err(|source| BindError {
@@ -135,16 +140,23 @@ impl Servers {
                 },
                 source,
             })?;
-            debug!(%local, "listening on UDP and TCP");
+            debug!(%local, sockets = udp.len(), "listening on UDP and TCP");
             router.set_local(local);
-            let mut server = Server::new(Handler::new(Arc::new(router), inflight.clone()));
-            server.register_socket(udp);
+            let handler = Arc::new(Handler::new(Arc::new(router), inflight.clone()));
+            for socket in udp {
+                udp_loops.push(tokio::spawn(udp::serve(
+                    Arc::new(socket),
+                    Arc::clone(&handler),
+                )));
+            }
+            let mut server = Server::new(Handler::clone(&handler));
             server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
             servers.push(server);
             addrs.push((listen, local));
         }
         Ok(Servers {
             servers,
+            udp_loops,
             addrs,
             inflight,
         })
@@ -167,6 +179,9 @@ impl Servers {
     /// Stops accepting, lets queries in flight finish (up to `grace`), closes the sockets.
     pub(crate) async fn shutdown(mut self, grace: Duration) {
         self.inflight.drain(grace).await;
+        for task in &self.udp_loops {
+            task.abort();
+        }
         for server in &mut self.servers {
             if let Err(error) = server.shutdown_gracefully().await {
                 debug!(%error, "listener ended with an error");
@@ -178,7 +193,11 @@ impl Servers {
 /// Binds UDP, then TCP on the same port; for port 0 retries until both get the same port.
 fn bind_pair(
     listen: ListenAddr,
-) -> io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)> {
+) -> io::Result<(
+    Vec<tokio::net::UdpSocket>,
+    tokio::net::TcpListener,
+    SocketAddr,
+)> {
     let attempts = if listen.port == 0 {
         EPHEMERAL_ATTEMPTS
     } else {
@@ -219,21 +238,42 @@ fn bind_pair(
     Err(last)
 }
 
-fn bind_pair_at(
-    addr: SocketAddr,
-    dual_stack: bool,
-) -> io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr)> {
-    let domain = Domain::for_address(addr);
-    let udp = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+/// One UDP socket bound to `addr` with SO_REUSEPORT, so that several can share the port.
+fn bind_udp(addr: SocketAddr, dual_stack: bool) -> io::Result<Socket> {
+    let udp = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         udp.set_only_v6(!dual_stack)?;
     }
+    udp.set_reuse_port(true)?;
     udp.set_nonblocking(true)?;
     udp.bind(&addr.into())?;
-    let local = udp
+    Ok(udp)
+}
+
+/// How many UDP sockets (and receive loops) each listen address gets: one per core, so the
+/// kernel spreads datagrams over the runtime's worker threads (CoreDNS's `multisocket` idea).
+fn udp_sockets_per_address() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(16))
+}
+
+fn bind_pair_at(
+    addr: SocketAddr,
+    dual_stack: bool,
+) -> io::Result<(
+    Vec<tokio::net::UdpSocket>,
+    tokio::net::TcpListener,
+    SocketAddr,
+)> {
+    let domain = Domain::for_address(addr);
+    let first = bind_udp(addr, dual_stack)?;
+    let local = first
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("UDP socket has no IP address"))?;
+    let mut udp = vec![first];
+    for _ in 1..udp_sockets_per_address() {
+        udp.push(bind_udp(local, dual_stack)?);
+    }
     let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     tcp.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -242,7 +282,10 @@ fn bind_pair_at(
     tcp.set_nonblocking(true)?;
     tcp.bind(&local.into())?;
     tcp.listen(1024)?;
-    let udp = tokio::net::UdpSocket::from_std(udp.into())?;
+    let udp = udp
+        .into_iter()
+        .map(|s| tokio::net::UdpSocket::from_std(s.into()))
+        .collect::<io::Result<Vec<_>>>()?;
     let tcp = tokio::net::TcpListener::from_std(tcp.into())?;
     Ok((udp, tcp, local))
 }
@@ -337,7 +380,10 @@ mod tests {
         };
         let (udp, tcp, local) = bind_pair(listen).unwrap();
         assert_ne!(local.port(), 0);
-        assert_eq!(udp.local_addr().unwrap(), local);
+        assert_eq!(udp.len(), udp_sockets_per_address());
+        for socket in &udp {
+            assert_eq!(socket.local_addr().unwrap(), local);
+        }
         assert_eq!(tcp.local_addr().unwrap(), local);
         // A fixed port already taken is an error, not a retry.
         let taken = ListenAddr {
