@@ -24,7 +24,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -127,7 +127,25 @@ struct WatchState {
     failed: Option<u64>,
     /// The error last logged, so an unchanged failure is logged once.
     last_error: Option<String>,
+    /// File names, sizes and modification times when the files were last read, and whether
+    /// that stamp can be trusted to mean "unchanged" (see `Stamp`).
+    stamp: Option<Stamp>,
 }
+
+/// What `stat` says of the file set: enough to skip re-reading unchanged files on every poll
+/// (a large manifest set would otherwise be read and hashed every interval).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    files: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// Every modification time was at least `RACY_WINDOW` older than the moment the stamp was
+    /// taken. A file rewritten within the file system's timestamp granularity, with the same
+    /// size, would keep its stamp; so a stamp taken right after a write is never trusted and
+    /// the content is compared instead (git's "racily clean" rule).
+    trusted: bool,
+}
+
+/// How old every modification must be before an unchanged stamp alone counts as no change.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// The sink receiving each new full object list.
 type Sink = Box<dyn Fn(Vec<Object>) + Send + Sync>;
@@ -184,9 +202,11 @@ impl ManifestSource {
     /// One full read of every path, validating every document. A success also becomes the
     /// baseline of [`spawn_watch`](Self::spawn_watch): the sink is only called for later changes.
     pub(crate) fn load(&self) -> Result<Vec<Object>, ManifestError> {
+        let stamp = self.stamp().ok();
         let snapshot = self.read()?;
         let objects = parse_snapshot(&snapshot, &self.filter)?;
         let mut state = self.state();
+        state.stamp = stamp;
         state.loaded = Some(snapshot.fingerprint());
         state.failed = None;
         state.last_error = None;
@@ -214,6 +234,24 @@ impl ManifestSource {
 
     /// One poll: reloads if the file set changed. Returns whether the sink was called.
     fn poll(&self) -> bool {
+        let stamp = match self.stamp() {
+            Ok(stamp) => stamp,
+            Err(error) => {
+                self.failed(None, &error);
+                return false;
+            }
+        };
+        {
+            let mut state = self.state();
+            if state
+                .stamp
+                .as_ref()
+                .is_some_and(|old| old.trusted && old.files == stamp.files)
+            {
+                return false;
+            }
+            state.stamp = Some(stamp);
+        }
         let snapshot = match self.read() {
             Ok(snapshot) => snapshot,
             Err(error) => {
@@ -282,8 +320,25 @@ impl ManifestSource {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads every file of the set (directories expanded).
-    fn read(&self) -> Result<Snapshot, ManifestError> {
+    /// Size and modification time of every file of the set (directories expanded).
+    fn stamp(&self) -> Result<Stamp, ManifestError> {
+        let now = SystemTime::now();
+        let mut files = Vec::new();
+        for file in self.files()? {
+            let meta = std::fs::metadata(&file).map_err(|error| ManifestError::Read {
+                path: file.clone(),
+                error,
+            })?;
+            files.push((file, meta.len(), meta.modified().ok()));
+        }
+        let trusted = files.iter().all(|(_, _, modified)| {
+            modified.is_some_and(|m| now.duration_since(m).is_ok_and(|age| age >= RACY_WINDOW))
+        });
+        Ok(Stamp { files, trusted })
+    }
+
+    /// The files of the set: each path, or the manifest files of a directory.
+    fn files(&self) -> Result<Vec<PathBuf>, ManifestError> {
         let mut files = Vec::new();
         for path in &self.paths {
             let meta = std::fs::metadata(path).map_err(|error| ManifestError::Read {
@@ -291,14 +346,21 @@ impl ManifestSource {
                 error,
             })?;
             if meta.is_dir() {
-                for file in manifest_files(path)? {
-                    let bytes = read_file(&file)?;
-                    files.push((file, bytes));
-                }
+                files.extend(manifest_files(path)?);
             } else {
-                files.push((path.clone(), read_file(path)?));
+                files.push(path.clone());
             }
         }
+        Ok(files)
+    }
+
+    /// Reads every file of the set (directories expanded).
+    fn read(&self) -> Result<Snapshot, ManifestError> {
+        let files = self
+            .files()?
+            .into_iter()
+            .map(|file| read_file(&file).map(|bytes| (file, bytes)))
+            .collect::<Result<_, _>>()?;
         Ok(Snapshot { files })
     }
 }
@@ -1098,6 +1160,44 @@ endpoints: [{addresses: [10.1.0.1]}]
             }),
         );
         assert!(src.poll());
+        assert!(!src.poll());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// Sets a file's modification time to a fixed moment long past.
+    fn age(path: &Path) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .unwrap();
+    }
+
+    #[test]
+    fn unchanged_old_files_are_not_read_again_but_changed_ones_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n";
+        let b = "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n";
+        let path = write(dir.path(), "ns.yaml", a);
+        age(&path);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let sink_calls = Arc::clone(&calls);
+        let src = ManifestSource::new(
+            vec![path.clone()],
+            Filter::default(),
+            Box::new(move |_| {
+                sink_calls.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        src.load().unwrap();
+        // Same size, same (old) modification time: the stamp says unchanged and the file is
+        // not read. This is the trade-off the racy window guards against for fresh writes.
+        std::fs::write(&path, b).unwrap();
+        age(&path);
+        assert!(!src.poll());
+        // A fresh write with the same size is not trusted to the stamp: the content is read.
+        std::fs::write(&path, b).unwrap();
+        assert!(src.poll());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // And a recent, unchanged file is compared by content, so nothing is delivered twice.
         assert!(!src.poll());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
