@@ -414,6 +414,7 @@ fn parse_snapshot(snapshot: &Snapshot, filter: &Filter) -> Result<Vec<Object>, M
         declared: BTreeSet::new(),
         referenced: BTreeSet::new(),
         seen: HashMap::new(),
+        files: Vec::new(),
     };
     for (path, bytes) in &snapshot.files {
         collector.file(path, bytes)?;
@@ -429,12 +430,16 @@ struct Collector<'f> {
     declared: BTreeSet<Str>,
     /// Namespaces of the namespaced objects (before filtering).
     referenced: BTreeSet<Str>,
-    /// First definition of every (kind, namespace, name).
-    seen: HashMap<(&'static str, Str, Str), Place>,
+    /// First definition of every (kind, namespace, name), as (file, document, item): a whole
+    /// `Place` per object (with its path) was the largest allocation of a big load.
+    seen: HashMap<(&'static str, Str, Str), (u32, u32, Option<u32>)>,
+    /// The files read so far; `seen` refers to them by position.
+    files: Vec<PathBuf>,
 }
 
 impl Collector<'_> {
     fn file(&mut self, path: &Path, bytes: &[u8]) -> Result<(), ManifestError> {
+        self.files.push(path.to_path_buf());
         for (index, document) in serde_yaml_ng::Deserializer::from_slice(bytes).enumerate() {
             let at = Place {
                 path: path.to_path_buf(),
@@ -566,17 +571,26 @@ impl Collector<'_> {
         key: (&'static str, Str, Str),
         at: &Place,
     ) -> Result<(), ManifestError> {
-        if let Some(first) = self.seen.get(&key) {
+        if let Some(&(file, document, item)) = self.seen.get(&key) {
             let (kind, namespace, name) = key;
+            let first = Place {
+                path: self.files.get(file as usize).cloned().unwrap_or_default(),
+                document: document as usize,
+                item: item.map(|i| i as usize),
+            };
             return Err(ManifestError::Duplicate {
                 at: at.clone(),
                 kind,
                 namespace,
                 name,
-                first: Box::new(first.clone()),
+                first: Box::new(first),
             });
         }
-        self.seen.insert(key, at.clone());
+        // Positions beyond u32 cannot occur in files we can read; saturate rather than wrap.
+        let small = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let file = small(self.files.len().saturating_sub(1));
+        self.seen
+            .insert(key, (file, small(at.document), at.item.map(small)));
         Ok(())
     }
 
