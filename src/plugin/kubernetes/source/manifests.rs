@@ -423,6 +423,9 @@ fn parse_snapshot(snapshot: &Snapshot, filter: &Filter) -> Result<Vec<Object>, M
 }
 
 /// Accumulates the objects of one load.
+/// Where an object was first defined: (file position, document, list item).
+type SeenAt = (u32, u32, Option<u32>);
+
 struct Collector<'f> {
     filter: &'f Filter,
     objects: Vec<Object>,
@@ -432,7 +435,7 @@ struct Collector<'f> {
     referenced: BTreeSet<Str>,
     /// First definition of every (kind, namespace, name), as (file, document, item): a whole
     /// `Place` per object (with its path) was the largest allocation of a big load.
-    seen: HashMap<(&'static str, Str, Str), (u32, u32, Option<u32>)>,
+    seen: HashMap<(&'static str, Str, Str), SeenAt>,
     /// The files read so far; `seen` refers to them by position.
     files: Vec<PathBuf>,
 }
