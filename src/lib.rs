@@ -174,7 +174,22 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         } else {
             server.bind.clone()
         };
-        let ctx = StartContext { listen_ips };
+        let self_addrs = server
+            .keys
+            .iter()
+            .map(|key| {
+                let ip = server
+                    .bind
+                    .first()
+                    .copied()
+                    .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                SocketAddr::new(ip, servers.bound_port(key.port, &server.bind))
+            })
+            .collect();
+        let ctx = StartContext {
+            listen_ips,
+            self_addrs,
+        };
         for plugin in server.chain.plugins() {
             tasks.extend(plugin.start(&ctx));
         }

@@ -209,6 +209,9 @@ pub struct StartContext {
     /// The addresses this server block listens on: its `bind` addresses or, when bound to the
     /// wildcard address, the machine's interface addresses (loopback included; plugins filter).
     pub listen_ips: Vec<IpAddr>,
+    /// Where a query sent by the server to itself reaches this block: one address per key, with
+    /// the bound port (the loopback address when the block listens on every address).
+    pub self_addrs: Vec<SocketAddr>,
 }
 
 /// The rest of the chain after the current plugin.

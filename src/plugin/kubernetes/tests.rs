@@ -270,7 +270,10 @@ async fn start_learns_own_non_loopback_addresses_for_ns() {
         .iter()
         .map(|i| i.parse().unwrap())
         .collect();
-    let tasks = s.plugin.start(&StartContext { listen_ips: ips });
+    let tasks = s.plugin.start(&StartContext {
+        listen_ips: ips,
+        self_addrs: Vec::new(),
+    });
     assert!(tasks.is_empty(), "no source, no background task");
     let r = resolver(upstream_a);
     let a = ask(&s.chain, &r, "cluster.local.", RecordType::NS).await;
