@@ -322,7 +322,7 @@ pub(crate) fn parse(
 }
 
 /// How often the manifests source looks for changed files.
-const MANIFEST_POLL_INTERVAL: Duration = Duration::from_secs(2);
+const MANIFEST_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The registry's setup function: parse, build the store and source, add the plugin.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {

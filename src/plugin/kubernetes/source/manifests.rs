@@ -127,8 +127,12 @@ struct WatchState {
     failed: Option<u64>,
     /// The error last logged, so an unchanged failure is logged once.
     last_error: Option<String>,
-    /// File names, sizes and modification times when the files were last read, and whether
-    /// that stamp can be trusted to mean "unchanged" (see `Stamp`).
+    /// File names, sizes and modification times seen by the previous poll: a change is read
+    /// only once the stamp has stayed the same for one interval, so a file caught half-written
+    /// (truncated, then filled) is not loaded as if it were the new truth.
+    seen: Option<Stamp>,
+    /// The stamp of the files last read, and whether it can be trusted to mean "unchanged"
+    /// (see `Stamp`).
     stamp: Option<Stamp>,
 }
 
@@ -206,6 +210,7 @@ impl ManifestSource {
         let snapshot = self.read()?;
         let objects = parse_snapshot(&snapshot, &self.filter)?;
         let mut state = self.state();
+        state.seen.clone_from(&stamp);
         state.stamp = stamp;
         state.loaded = Some(snapshot.fingerprint());
         state.failed = None;
@@ -243,6 +248,12 @@ impl ManifestSource {
         };
         {
             let mut state = self.state();
+            let settled = state.seen.as_ref().is_some_and(|s| s.files == stamp.files);
+            state.seen = Some(stamp.clone());
+            if !settled {
+                // Changed since the last poll: look again next interval, once writes settled.
+                return false;
+            }
             if state
                 .stamp
                 .as_ref()
@@ -674,6 +685,15 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Polls as the watch loop does: a change is read by the poll after the one that saw it.
+    fn poll_settled(src: &ManifestSource) -> bool {
+        assert!(
+            !src.poll(),
+            "a change must settle for one interval before it is read"
+        );
+        src.poll()
     }
 
     fn source(paths: Vec<PathBuf>, filter: Filter) -> ManifestSource {
@@ -1113,7 +1133,7 @@ endpoints: [{addresses: [10.1.0.1]}]
             assert!(!src.poll(), "unchanged since load: no sink call");
 
             write(dir.path(), "b.yaml", &ns("b"));
-            assert!(src.poll());
+            assert!(poll_settled(&src));
             assert!(!src.poll());
 
             // Broken edit: no sink call, one warning however often we poll.
@@ -1134,13 +1154,14 @@ endpoints: [{addresses: [10.1.0.1]}]
             // Fixed: reloaded.
             std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
             write(dir.path(), "c.yaml", &ns("c"));
-            assert!(src.poll());
+            assert!(poll_settled(&src));
             // Removing a file is a change too.
             std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
-            assert!(src.poll());
+            assert!(poll_settled(&src));
 
-            // The same broken content after a fix is logged again.
+            // The same broken content after a fix is logged again (once it has settled).
             write(dir.path(), "b.yaml", "kind: [\n");
+            assert!(!src.poll());
             assert!(!src.poll());
             assert_eq!(warns.0.load(Ordering::SeqCst), 3);
             // Reverting to the loaded content logs no warning and calls no sink.
@@ -1176,7 +1197,7 @@ endpoints: [{addresses: [10.1.0.1]}]
                 sink_calls.fetch_add(1, Ordering::SeqCst);
             }),
         );
-        assert!(src.poll());
+        assert!(poll_settled(&src));
         assert!(!src.poll());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -1212,7 +1233,7 @@ endpoints: [{addresses: [10.1.0.1]}]
         assert!(!src.poll());
         // A fresh write with the same size is not trusted to the stamp: the content is read.
         std::fs::write(&path, b).unwrap();
-        assert!(src.poll());
+        assert!(poll_settled(&src));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // And a recent, unchanged file is compared by content, so nothing is delivered twice.
         assert!(!src.poll());
