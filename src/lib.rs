@@ -8,6 +8,7 @@
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod metrics;
 pub mod plugin;
 mod server;
 
