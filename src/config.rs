@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub chain: Arc<Chain>,
     /// Directives (or options) that parsed but are not active in this build, to log at start-up.
     pub inactive: Vec<Inactive>,
+    /// The block's `reload` directive, if any.
+    pub reload: Option<plugin::reload::ReloadConfig>,
 }
 
 /// A zone and port this block serves.
@@ -137,6 +139,22 @@ impl Config {
         Ok(Config { servers })
     }
 
+    /// The Corefile check interval: the `reload` of the first block that has one (it acts
+    /// process-wide, as CoreDNS's does). `None`: no polling.
+    pub fn reload(&self) -> Option<plugin::reload::ReloadConfig> {
+        self.servers.iter().find_map(|s| s.reload)
+    }
+
+    /// The longest shutdown delay any plugin asks for (health's `lameduck`); zero without one.
+    pub fn shutdown_delay(&self) -> std::time::Duration {
+        self.servers
+            .iter()
+            .flat_map(|s| s.chain.plugins())
+            .filter_map(|p| p.shutdown_delay())
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Makes every server block without `bind` listen on `ips` instead of all addresses
     /// (tests use it to stay on loopback).
     pub fn bind_unbound_to(&mut self, ips: &[IpAddr]) {
@@ -191,6 +209,7 @@ fn build_block(
         bind: setup.bind,
         chain: Arc::new(Chain::new(setup.plugins)),
         inactive,
+        reload: setup.reload,
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod lifecycle;
 pub mod metrics;
 pub mod plugin;
 mod server;
@@ -114,7 +115,8 @@ pub fn config_from_str(
     Ok(Config::build(&corefile, file, base_dir, dns_port)?)
 }
 
-/// A started server: its listeners and the plugins' background tasks.
+/// A started server: its listeners, the configuration they serve and the plugins' background
+/// tasks.
 pub struct Running {
     servers: server::Servers,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -140,12 +142,64 @@ impl Running {
             .collect()
     }
 
+    /// The `reload` setting of the configuration serving now.
+    pub fn reload_config(&self) -> Option<plugin::reload::ReloadConfig> {
+        self.config.reload()
+    }
+
+    /// The lame-duck delay of the configuration serving now (zero without one).
+    pub fn shutdown_delay(&self) -> Duration {
+        self.config.shutdown_delay()
+    }
+
+    /// Replaces the configuration without dropping queries: binds the new listen addresses
+    /// (failing, with nothing changed, if one cannot be bound), swaps the chains on the addresses
+    /// that stay, starts the new plugins, and in the background closes the addresses that went
+    /// away and stops the old plugins' tasks once their queries in flight are answered.
+    pub async fn reload(&mut self, config: Config) -> Result<(), Error> {
+        let retired = self.servers.apply(&config).map_err(|e| Error::Listen {
+            addr: e.addr,
+            source: e.source,
+        })?;
+        let tasks = start_plugins(&config, &self.servers);
+        let old_config = std::mem::replace(&mut self.config, config);
+        let old_tasks = std::mem::replace(&mut self.tasks, tasks);
+        tokio::spawn(retire(old_config, old_tasks, retired));
+        Ok(())
+    }
+
     /// Stops accepting queries, lets those in flight finish, stops plugins' tasks.
     pub async fn shutdown(self) {
         self.servers.shutdown(SHUTDOWN_GRACE).await;
         for task in self.tasks {
             task.abort();
         }
+    }
+}
+
+/// After a reload: closes the listeners that went away (once drained), then waits until no
+/// query runs on the old chains any more (bounded) and stops their background tasks.
+async fn retire(config: Config, tasks: Vec<tokio::task::JoinHandle<()>>, retired: server::Retired) {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let chains: Vec<_> = config
+        .servers
+        .iter()
+        .map(|s| std::sync::Arc::downgrade(&s.chain))
+        .collect();
+    drop(config);
+    let addrs = retired.addrs();
+    retired.stop(SHUTDOWN_GRACE).await;
+    if !addrs.is_empty() {
+        info!(
+            ?addrs,
+            "stopped listening on addresses no longer configured"
+        );
+    }
+    while chains.iter().any(|c| c.strong_count() > 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for task in tasks {
+        task.abort();
     }
 }
 
@@ -158,6 +212,17 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             addr: e.addr,
             source: e.source,
         })?;
+    let tasks = start_plugins(&config, &servers);
+    Ok(Running {
+        servers,
+        tasks,
+        config,
+    })
+}
+
+/// Starts every plugin of `config` (logging what is configured but not active); returns their
+/// background tasks.
+fn start_plugins(config: &Config, servers: &server::Servers) -> Vec<tokio::task::JoinHandle<()>> {
     let mut interfaces: Option<Vec<IpAddr>> = None;
     let mut tasks = Vec::new();
     for server in &config.servers {
@@ -195,11 +260,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             tasks.extend(plugin.start(&ctx));
         }
     }
-    Ok(Running {
-        servers,
-        tasks,
-        config,
-    })
+    tasks
 }
 
 /// The machine's interface addresses (empty if they cannot be listed).
@@ -213,9 +274,11 @@ fn interface_ips() -> Vec<IpAddr> {
     }
 }
 
-/// Loads the Corefile, serves until SIGTERM or SIGINT, then shuts down gracefully.
+/// Loads the Corefile and serves it until SIGTERM or SIGINT, then shuts down gracefully (after
+/// health's lame-duck delay). Reloads the Corefile when `reload` sees it change, and on SIGUSR1.
 pub async fn run(opts: RunOptions) -> Result<(), Error> {
-    let config = load_config(&opts.conf, opts.dns_port)?;
+    let mut reloader = lifecycle::Reloader::new(&opts.conf, opts.dns_port);
+    let config = reloader.load()?;
     let running = start(config).await?;
     if !opts.quiet {
         // CoreDNS prints these on stdout, undecorated; scripts and humans look for them.
@@ -225,22 +288,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         println!("{}", version_line());
         println!("{}", platform_line());
     }
-    wait_for_signal().await?;
-    info!("shutting down");
-    running.shutdown().await;
-    Ok(())
-}
-
-/// Resolves on the first SIGTERM or SIGINT.
-async fn wait_for_signal() -> Result<(), Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    lifecycle::serve(running, reloader).await
 }
 
 /// One plugin this build knows, for `-plugins`.

@@ -168,13 +168,19 @@ pub fn parse_file(path: &Path) -> Result<Corefile, CorefileError> {
     let text = String::from_utf8(bytes).map_err(|_| CorefileError::NotUtf8 {
         path: path.to_path_buf(),
     })?;
+    parse_file_text(path, &text)
+}
+
+/// As [`parse_file`], for `text` already read from `path` (reload parses exactly the text it
+/// hashed).
+pub fn parse_file_text(path: &Path, text: &str) -> Result<Corefile, CorefileError> {
     let base_dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let env = |name: &str| std::env::var(name).ok();
     parser::parse(
-        &text,
+        text,
         &path.display().to_string(),
         &base_dir,
         Some(path),

@@ -2,10 +2,13 @@
 //! with an optional lame-duck delay on shutdown. This build validates the directive and
 //! registers it as inactive.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
-use crate::plugin::{BlockSetup, SetupError};
+use crate::plugin::{Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError};
 
 const PLUGIN: &str = "health";
 
@@ -58,9 +61,35 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<HealthConfig, SetupError> {
     Ok(config)
 }
 
-/// Parses and validates a `health` directive, then records it as not active yet.
+/// The plugin in the chain: passes every query on; on shutdown, asks for its lame-duck delay.
+pub(crate) struct Health {
+    config: HealthConfig,
+}
+
+#[async_trait]
+impl Plugin for Health {
+    fn name(&self) -> &'static str {
+        PLUGIN
+    }
+
+    async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
+        next.run(query).await
+    }
+
+    fn shutdown_delay(&self) -> Option<Duration> {
+        (!self.config.lameduck.is_zero()).then_some(self.config.lameduck)
+    }
+}
+
+/// Parses and validates a `health` directive; the lame-duck delay works, the HTTP endpoint is
+/// recorded as not active yet.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     let config = parse(d)?;
+    if !config.lameduck.is_zero() {
+        block.plugins.push(Arc::new(Health {
+            config: config.clone(),
+        }));
+    }
     block.inactive.push((
         d.name().location.clone(),
         PLUGIN,

@@ -15,7 +15,7 @@ pub(crate) mod log;
 pub(crate) mod loop_detect;
 pub(crate) mod metrics;
 pub(crate) mod ready;
-pub(crate) mod reload;
+pub mod reload;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub(crate) mod whoami;
@@ -201,6 +201,12 @@ pub trait Plugin: Send + Sync + 'static {
         let _ = ctx;
         Vec::new()
     }
+
+    /// How long the process keeps answering after a shutdown signal before it stops accepting
+    /// queries (health's `lameduck`); the longest of all plugins applies.
+    fn shutdown_delay(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What a plugin learns when its server starts.
@@ -340,6 +346,8 @@ pub struct BlockSetup {
     pub bind: Vec<IpAddr>,
     /// Plugins for the chain, in any order.
     pub plugins: Vec<Arc<dyn Plugin>>,
+    /// `reload`: how often the process re-reads its Corefile (acts process-wide).
+    pub reload: Option<reload::ReloadConfig>,
     /// Directives that parsed and validated but whose behaviour this build does not have yet,
     /// with what they would do; `run` logs each one at start-up.
     pub inactive: Vec<(Location, &'static str, String)>,
@@ -380,7 +388,7 @@ static REGISTRY: &[Registration] = &[
         name: "reload",
         setup: reload::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "ready",

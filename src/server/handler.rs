@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use hickory_proto::op::{Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
@@ -23,12 +24,20 @@ const MAX_INTERNAL_DEPTH: u8 = 8;
 /// Serves the requests of one listen address.
 #[derive(Clone)]
 pub(crate) struct Handler {
-    router: Arc<Router>,
+    /// Swapped whole by a reload; read per request without a lock.
+    router: Arc<ArcSwap<Router>>,
     inflight: Arc<Inflight>,
 }
 
 impl Handler {
+    /// A handler whose router never changes.
     pub(crate) fn new(router: Arc<Router>, inflight: Arc<Inflight>) -> Self {
+        Handler::swappable(Arc::new(ArcSwap::new(router)), inflight)
+    }
+
+    /// A handler reading whatever router `router` holds when a request arrives; a request keeps
+    /// the router (and its chains) it started with until it is answered.
+    pub(crate) fn swappable(router: Arc<ArcSwap<Router>>, inflight: Arc<Inflight>) -> Self {
         Handler { router, inflight }
     }
 }
@@ -44,7 +53,8 @@ impl RequestHandler for Handler {
         let Some(_guard) = self.inflight.enter() else {
             return reply::not_sent(Metadata::response_from_request(&request.metadata));
         };
-        handle(&self.router, request, response_handle).await
+        let router = self.router.load();
+        handle(&router, request, response_handle).await
     }
 }
 

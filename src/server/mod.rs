@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
@@ -75,9 +76,14 @@ impl Inflight {
     }
 
     /// Stops taking queries and waits (up to `grace`) for those in flight.
+    #[cfg(test)]
     async fn drain(&self, grace: Duration) {
+        self.drain_until(Instant::now() + grace).await;
+    }
+
+    /// Stops taking queries and waits (until `deadline`) for those in flight.
+    async fn drain_until(&self, deadline: Instant) {
         self.draining.store(true, Ordering::Release);
-        let deadline = Instant::now() + grace;
         while self.count.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -115,78 +121,185 @@ pub(crate) fn plan(config: &Config) -> Vec<(ListenAddr, Router)> {
         .collect()
 }
 
-/// Running listeners.
-pub(crate) struct Servers {
-    /// hickory's servers, for TCP.
-    servers: Vec<Server<Handler>>,
+/// One listen address being served: its UDP loops and TCP server, the router they read (swapped
+/// by a reload without touching the sockets) and its own in-flight counter.
+pub(crate) struct Listener {
+    listen: ListenAddr,
+    local: SocketAddr,
+    router: Arc<ArcSwap<Router>>,
+    inflight: Arc<Inflight>,
+    /// hickory's server, for TCP.
+    tcp: Server<Handler>,
     /// Our UDP receive loops (see `udp`), one per socket.
     udp_loops: Vec<tokio::task::JoinHandle<()>>,
-    addrs: Vec<(ListenAddr, SocketAddr)>,
-    inflight: Arc<Inflight>,
+}
+
+impl Listener {
+    /// Binds `listen` (no task yet): the sockets, or the error naming the address.
+    fn bind(listen: ListenAddr) -> Result<Bound, BindError> {
+        let (udp, tcp, local) = bind_pair(listen).map_err(|source| BindError {
+            addr: match listen.ip {
+                Some(ip) => SocketAddr::new(ip, listen.port).to_string(),
+                None => format!(":{}", listen.port),
+            },
+            source,
+        })?;
+        Ok(Bound {
+            listen,
+            udp,
+            tcp,
+            local,
+        })
+    }
+
+    /// Starts serving bound sockets with `router`.
+    fn serve(bound: Bound, mut router: Router) -> Listener {
+        let Bound {
+            listen,
+            udp,
+            tcp,
+            local,
+        } = bound;
+        debug!(%local, sockets = udp.len(), "listening on UDP and TCP");
+        router.set_local(local);
+        let router = Arc::new(ArcSwap::from_pointee(router));
+        let inflight = Arc::new(Inflight::default());
+        let handler = Arc::new(Handler::swappable(
+            Arc::clone(&router),
+            Arc::clone(&inflight),
+        ));
+        let udp_loops = udp
+            .into_iter()
+            .map(|socket| tokio::spawn(udp::serve(Arc::new(socket), Arc::clone(&handler))))
+            .collect();
+        let mut server = Server::new(Handler::clone(&handler));
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        Listener {
+            listen,
+            local,
+            router,
+            inflight,
+            tcp: server,
+            udp_loops,
+        }
+    }
+
+    /// Stops taking queries, lets those in flight finish (up to `deadline`), closes the sockets.
+    async fn stop(mut self, deadline: Instant) {
+        self.inflight.drain_until(deadline).await;
+        for task in &self.udp_loops {
+            task.abort();
+        }
+        if let Err(error) = self.tcp.shutdown_gracefully().await {
+            debug!(%error, "listener ended with an error");
+        }
+    }
+}
+
+/// Sockets bound for a listen address, not served yet.
+struct Bound {
+    listen: ListenAddr,
+    udp: Vec<tokio::net::UdpSocket>,
+    tcp: tokio::net::TcpListener,
+    local: SocketAddr,
+}
+
+/// Listeners a reload took out of service; [`Retired::stop`] drains and closes them.
+#[must_use = "retired listeners keep their sockets until stopped"]
+pub(crate) struct Retired(Vec<Listener>);
+
+impl Retired {
+    /// The addresses being retired.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.0.iter().map(|l| l.local).collect()
+    }
+
+    /// Drains (up to `grace`) and closes every retired listener.
+    pub(crate) async fn stop(self, grace: Duration) {
+        stop_all(self.0, grace).await;
+    }
+}
+
+/// Sets every listener draining at once, then waits for each (one shared deadline) and closes it.
+async fn stop_all(listeners: Vec<Listener>, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    for listener in &listeners {
+        listener.inflight.draining.store(true, Ordering::Release);
+    }
+    for listener in listeners {
+        listener.stop(deadline).await;
+    }
+}
+
+/// Running listeners.
+pub(crate) struct Servers {
+    listeners: Vec<Listener>,
 }
 
 impl Servers {
     /// Binds every listen address of `config` and starts serving.
     pub(crate) async fn start(config: &Config) -> Result<Servers, BindError> {
-        let inflight = Arc::new(Inflight::default());
-        let mut servers = Vec::new();
-        let mut udp_loops = Vec::new();
-        let mut addrs = Vec::new();
-        for (listen, mut router) in plan(config) {
-            let (udp, tcp, local) = bind_pair(listen).map_err(|source| BindError {
-                addr: match listen.ip {
-                    Some(ip) => SocketAddr::new(ip, listen.port).to_string(),
-                    None => format!(":{}", listen.port),
-                },
-                source,
-            })?;
-            debug!(%local, sockets = udp.len(), "listening on UDP and TCP");
-            router.set_local(local);
-            let handler = Arc::new(Handler::new(Arc::new(router), inflight.clone()));
-            for socket in udp {
-                udp_loops.push(tokio::spawn(udp::serve(
-                    Arc::new(socket),
-                    Arc::clone(&handler),
-                )));
-            }
-            let mut server = Server::new(Handler::clone(&handler));
-            server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-            servers.push(server);
-            addrs.push((listen, local));
+        let mut listeners = Vec::new();
+        for (listen, router) in plan(config) {
+            let bound = Listener::bind(listen)?;
+            listeners.push(Listener::serve(bound, router));
         }
-        Ok(Servers {
-            servers,
-            udp_loops,
-            addrs,
-            inflight,
-        })
+        Ok(Servers { listeners })
+    }
+
+    /// Moves the servers to `config`: binds the listen addresses that are new (if one cannot be
+    /// bound, nothing changes and the error is returned), swaps the router of every address that
+    /// stays (queries in flight finish on the old chains), and hands back the listeners whose
+    /// address is gone, still open, for the caller to drain and close.
+    pub(crate) fn apply(&mut self, config: &Config) -> Result<Retired, BindError> {
+        let plan = plan(config);
+        // Bind first: a failure leaves the running listeners untouched.
+        let mut fresh = Vec::new();
+        for (listen, _) in &plan {
+            if !self.listeners.iter().any(|l| l.listen == *listen) {
+                fresh.push(Listener::bind(*listen)?);
+            }
+        }
+        let (kept, gone): (Vec<Listener>, Vec<Listener>) = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .partition(|l| plan.iter().any(|(listen, _)| *listen == l.listen));
+        let mut kept = kept;
+        let mut fresh = fresh.into_iter();
+        for (listen, mut router) in plan {
+            match kept.iter().position(|l| l.listen == listen) {
+                Some(i) => {
+                    let listener = kept.swap_remove(i);
+                    router.set_local(listener.local);
+                    listener.router.store(Arc::new(router));
+                    self.listeners.push(listener);
+                }
+                None => {
+                    if let Some(bound) = fresh.next() {
+                        self.listeners.push(Listener::serve(bound, router));
+                    }
+                }
+            }
+        }
+        Ok(Retired(gone))
     }
 
     /// Bound addresses, one per listen address (UDP and TCP share it).
     pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.addrs.iter().map(|(_, a)| *a)
+        self.listeners.iter().map(|l| l.local)
     }
 
     /// The port a key's listen address got (differs from the key's for port 0).
     pub(crate) fn bound_port(&self, port: u16, bind: &[IpAddr]) -> u16 {
         let ip = bind.first().copied();
-        self.addrs
+        self.listeners
             .iter()
-            .find(|(l, _)| l.port == port && l.ip == ip)
-            .map_or(port, |(_, a)| a.port())
+            .find(|l| l.listen.port == port && l.listen.ip == ip)
+            .map_or(port, |l| l.local.port())
     }
 
     /// Stops accepting, lets queries in flight finish (up to `grace`), closes the sockets.
-    pub(crate) async fn shutdown(mut self, grace: Duration) {
-        self.inflight.drain(grace).await;
-        for task in &self.udp_loops {
-            task.abort();
-        }
-        for server in &mut self.servers {
-            if let Err(error) = server.shutdown_gracefully().await {
-                debug!(%error, "listener ended with an error");
-            }
-        }
+    pub(crate) async fn shutdown(self, grace: Duration) {
+        stop_all(self.listeners, grace).await;
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod lookup;
 pub(crate) mod model;
 pub(crate) mod selector;
 pub(crate) mod setup;
+pub(crate) mod shared;
 pub(crate) mod source;
 
 use std::net::IpAddr;

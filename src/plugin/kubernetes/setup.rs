@@ -333,6 +333,13 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
         ));
     }
     let config = parse(d, &block.zones, &block.base_dir)?;
+    // A reload with the same data source keeps the index in use (see `shared`).
+    let key = super::shared::Key::new(&block.zones, &config);
+    if let Some((store, source)) = super::shared::find(&key) {
+        let kubernetes = Kubernetes::new(config, store, source, MANIFEST_POLL_INTERVAL);
+        block.plugins.push(Arc::new(kubernetes));
+        return Ok(());
+    }
     let store = Arc::new(Store::new());
     let source = match &config.manifests {
         Some((location, paths)) => {
@@ -368,6 +375,7 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
             None
         }
     };
+    super::shared::remember(key, &(Arc::clone(&store), source.clone()));
     block.plugins.push(Arc::new(Kubernetes::new(
         config,
         store,

@@ -1,0 +1,246 @@
+//! The process's life after start-up: Corefile reloads (polled by `reload`, or on SIGUSR1), the
+//! "shutting down" flag, and the shutdown sequence on SIGTERM/SIGINT (lame duck, stop accepting,
+//! drain, stop plugins).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::corefile::{self, CorefileError};
+use crate::plugin::reload;
+use crate::{Error, Running};
+
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process is shutting down (from the shutdown signal on, lame-duck period
+/// included): `/ready` answers 503 `Shutting down` while this is true.
+pub fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(Ordering::Acquire)
+}
+
+/// Marks the process as shutting down (see [`shutting_down`]).
+pub fn set_shutting_down() {
+    SHUTTING_DOWN.store(true, Ordering::Release);
+}
+
+/// What identifies the Corefile's content: its text plus everything it imports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Version {
+    /// SHA-512 of the Corefile text, hex (`coredns_reload_version_info`'s value).
+    text_hex: String,
+    /// SHA-512 of the text and of the parsed result (imported files' tokens, or the parse
+    /// error): changes when an imported file changes.
+    full: Vec<u8>,
+}
+
+impl Version {
+    fn of(text: &[u8], parsed: &str) -> Version {
+        let text_hex = hex(ring::digest::digest(&ring::digest::SHA512, text).as_ref());
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA512);
+        ctx.update(text);
+        ctx.update(&[0]);
+        ctx.update(parsed.as_bytes());
+        Version {
+            text_hex,
+            full: ctx.finish().as_ref().to_vec(),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The Corefile as read once: its version, and its syntax tree or why it has none.
+struct Snapshot {
+    version: Version,
+    parsed: Result<corefile::Corefile, Error>,
+}
+
+/// What one reload check did.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// The Corefile (and its imports) did not change.
+    Unchanged,
+    /// The new configuration is serving.
+    Reloaded,
+    /// The Corefile changed but cannot be applied; the old configuration keeps serving.
+    Failed(Error),
+}
+
+/// Reads the Corefile and applies it to a running server when it changed.
+pub struct Reloader {
+    path: PathBuf,
+    dns_port: u16,
+    /// Addresses for blocks without `bind` (tests keep servers on loopback).
+    bind_unbound: Vec<IpAddr>,
+    /// The version last acted on (applied, or failed: a failure is reported once per change).
+    current: Option<Version>,
+}
+
+impl Reloader {
+    /// A reloader of the Corefile at `path`; keys without a port get `dns_port`.
+    pub fn new(path: impl Into<PathBuf>, dns_port: u16) -> Reloader {
+        Reloader {
+            path: path.into(),
+            dns_port,
+            bind_unbound: Vec::new(),
+            current: None,
+        }
+    }
+
+    /// Makes blocks without `bind` listen on `ips` (see [`Config::bind_unbound_to`]).
+    pub fn bind_unbound_to(mut self, ips: &[IpAddr]) -> Reloader {
+        self.bind_unbound = ips.to_vec();
+        self
+    }
+
+    /// The first load: the configuration to start with (its version becomes the current one).
+    pub fn load(&mut self) -> Result<Config, Error> {
+        let snapshot = self.read();
+        let config = self.build(snapshot.parsed?)?;
+        reload::register_metrics();
+        reload::record_version(&snapshot.version.text_hex);
+        self.current = Some(snapshot.version);
+        Ok(config)
+    }
+
+    /// Checks the Corefile once. When it changed (or `force`, as SIGUSR1 does), builds and
+    /// applies the new configuration; on failure logs the error (with its file:line:column) and
+    /// counts it, and the running configuration stays.
+    pub async fn check(&mut self, running: &mut Running, force: bool) -> ReloadOutcome {
+        let snapshot = self.read();
+        if !force && self.current.as_ref() == Some(&snapshot.version) {
+            return ReloadOutcome::Unchanged;
+        }
+        self.current = Some(snapshot.version.clone());
+        info!("Reloading");
+        let result = match snapshot.parsed.and_then(|cf| self.build(cf)) {
+            Ok(config) => running.reload(config).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                reload::record_version(&snapshot.version.text_hex);
+                info!("Reloading complete");
+                ReloadOutcome::Reloaded
+            }
+            Err(e) => {
+                error!("Corefile changed but reload failed: {e}");
+                reload::record_failure();
+                ReloadOutcome::Failed(e)
+            }
+        }
+    }
+
+    fn read(&self) -> Snapshot {
+        let failed = |text: &[u8], e: CorefileError| Snapshot {
+            version: Version::of(text, &e.to_string()),
+            parsed: Err(e.into()),
+        };
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                let path = self.path.clone();
+                return failed(&[], CorefileError::Read { path, source });
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            let path = self.path.clone();
+            return failed(&bytes, CorefileError::NotUtf8 { path });
+        };
+        match corefile::parse_file_text(&self.path, text) {
+            Ok(cf) => Snapshot {
+                version: Version::of(&bytes, &format!("{cf:?}")),
+                parsed: Ok(cf),
+            },
+            Err(e) => failed(&bytes, e),
+        }
+    }
+
+    fn build(&self, cf: corefile::Corefile) -> Result<Config, Error> {
+        let base_dir = base_dir(&self.path);
+        let file = self.path.display().to_string();
+        let mut config = Config::build(&cf, &file, &base_dir, self.dns_port)?;
+        if !self.bind_unbound.is_empty() {
+            config.bind_unbound_to(&self.bind_unbound);
+        }
+        Ok(config)
+    }
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Serves until SIGTERM or SIGINT: reloads every `reload` interval (± jitter) when the Corefile
+/// changed and on every SIGUSR1; on the shutdown signal sets the "shutting down" flag, keeps
+/// answering for the lame-duck delay (a second signal cuts it short), then stops accepting,
+/// lets queries in flight finish and stops the plugins.
+pub async fn serve(mut running: Running, mut reloader: Reloader) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(Error::Signal)?;
+    let signal_name = loop {
+        let next_check = running
+            .reload_config()
+            .map(|r| r.next_delay(rand::random::<f64>()));
+        let tick = async {
+            match next_check {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = usr1.recv() => {
+                reloader.check(&mut running, true).await;
+            }
+            () = tick => {
+                reloader.check(&mut running, false).await;
+            }
+        }
+    };
+    set_shutting_down();
+    let lameduck = running.shutdown_delay();
+    if !lameduck.is_zero() {
+        info!("{signal_name}: lameduck, still answering for {lameduck:?}");
+        tokio::select! {
+            () = tokio::time::sleep(lameduck) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    info!("{signal_name}: shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_follows_text_and_imports() {
+        let a = Version::of(b"text", "tokens");
+        assert_eq!(a, Version::of(b"text", "tokens"));
+        assert_ne!(a, Version::of(b"text", "other tokens"));
+        assert_ne!(a.full, Version::of(b"other", "tokens").full);
+        // The exported hash is the text's alone, as CoreDNS's.
+        assert_eq!(a.text_hex, Version::of(b"text", "other tokens").text_hex);
+        assert_eq!(a.text_hex.len(), 128);
+        assert!(a.text_hex.starts_with("eaf2c127"), "{}", a.text_hex);
+    }
+}
