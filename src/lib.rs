@@ -277,6 +277,7 @@ fn interface_ips() -> Vec<IpAddr> {
 /// Loads the Corefile and serves it until SIGTERM or SIGINT, then shuts down gracefully (after
 /// health's lame-duck delay). Reloads the Corefile when `reload` sees it change, and on SIGUSR1.
 pub async fn run(opts: RunOptions) -> Result<(), Error> {
+    let signals = lifecycle::Signals::install()?;
     let mut reloader = lifecycle::Reloader::new(&opts.conf, opts.dns_port);
     let config = reloader.load()?;
     let running = start(config).await?;
@@ -288,7 +289,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         println!("{}", version_line());
         println!("{}", platform_line());
     }
-    lifecycle::serve(running, reloader).await
+    lifecycle::serve(running, reloader, signals).await
 }
 
 /// One plugin this build knows, for `-plugins`.

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info};
 
 use crate::config::Config;
@@ -183,15 +184,38 @@ fn base_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// The signals the process reacts to, installed before the banner is printed (from then on a
+/// signal is never the default action, which would end the process without a drain).
+pub(crate) struct Signals {
+    term: Signal,
+    int: Signal,
+    usr1: Signal,
+}
+
+impl Signals {
+    pub(crate) fn install() -> Result<Signals, Error> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(Error::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(Error::Signal)?,
+            usr1: signal(SignalKind::user_defined1()).map_err(Error::Signal)?,
+        })
+    }
+}
+
 /// Serves until SIGTERM or SIGINT: reloads every `reload` interval (± jitter) when the Corefile
 /// changed and on every SIGUSR1; on the shutdown signal sets the "shutting down" flag, keeps
 /// answering for the lame-duck delay (a second signal cuts it short), then stops accepting,
 /// lets queries in flight finish and stops the plugins.
-pub async fn serve(mut running: Running, mut reloader: Reloader) -> Result<(), Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-    let mut usr1 = signal(SignalKind::user_defined1()).map_err(Error::Signal)?;
+pub(crate) async fn serve(
+    mut running: Running,
+    mut reloader: Reloader,
+    signals: Signals,
+) -> Result<(), Error> {
+    let Signals {
+        mut term,
+        mut int,
+        mut usr1,
+    } = signals;
     let signal_name = loop {
         let next_check = running
             .reload_config()

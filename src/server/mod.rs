@@ -509,6 +509,148 @@ mod tests {
         );
     }
 
+    /// Answers `addr` for every name; when `gate` is set, first waits for it to be released.
+    struct Fixed {
+        addr: [u8; 4],
+        gate: Option<Arc<(tokio::sync::Notify, AtomicUsize)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::plugin::Plugin for Fixed {
+        fn name(&self) -> &'static str {
+            "whoami"
+        }
+
+        async fn serve(
+            &self,
+            query: &crate::plugin::Query<'_>,
+            _next: crate::plugin::Next<'_>,
+        ) -> Result<crate::plugin::Answer, crate::plugin::PluginError> {
+            if let Some(gate) = &self.gate {
+                let released = gate.0.notified();
+                tokio::pin!(released);
+                // Registered before counting, so a release right after the count is not missed.
+                released.as_mut().enable();
+                gate.1.fetch_add(1, Ordering::AcqRel);
+                released.await;
+            }
+            let mut answer =
+                crate::plugin::Answer::authoritative(hickory_proto::op::ResponseCode::NoError);
+            answer.answers.push(hickory_proto::rr::Record::from_rdata(
+                query.name.clone(),
+                5,
+                hickory_proto::rr::RData::A(std::net::Ipv4Addr::from(self.addr).into()),
+            ));
+            Ok(answer)
+        }
+    }
+
+    fn fixed_config(
+        addr: [u8; 4],
+        gate: Option<Arc<(tokio::sync::Notify, AtomicUsize)>>,
+    ) -> Config {
+        let plugin: Arc<dyn crate::plugin::Plugin> = Arc::new(Fixed { addr, gate });
+        Config {
+            servers: vec![crate::config::ServerConfig {
+                keys: vec![crate::config::ServerKey {
+                    zone: hickory_proto::rr::Name::root(),
+                    port: 0,
+                    location: tok(".").location,
+                }],
+                bind: vec!["127.0.0.1".parse().unwrap()],
+                chain: Arc::new(crate::plugin::Chain::new(vec![plugin])),
+                inactive: Vec::new(),
+                reload: None,
+            }],
+        }
+    }
+
+    async fn ask(client: &tokio::net::UdpSocket, server: SocketAddr, id: u16) {
+        let mut msg = hickory_proto::op::Message::query();
+        msg.metadata.id = id;
+        msg.add_query(hickory_proto::op::Query::query(
+            hickory_proto::rr::Name::from_ascii("example.org.").unwrap(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        client
+            .send_to(&msg.to_vec().unwrap(), server)
+            .await
+            .unwrap();
+    }
+
+    /// The next reply: its id and address; `None` after `wait`.
+    async fn reply(client: &tokio::net::UdpSocket, wait: Duration) -> Option<(u16, String)> {
+        let mut buf = [0u8; 512];
+        let (len, _) = tokio::time::timeout(wait, client.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        let msg = hickory_proto::op::Message::from_vec(&buf[..len]).ok()?;
+        let addr = msg.answers.first()?.data.to_string();
+        Some((msg.metadata.id, addr))
+    }
+
+    async fn until_waiting(gate: &(tokio::sync::Notify, AtomicUsize), n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while gate.1.load(Ordering::Acquire) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the query never reached the plugin"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn query_in_flight_finishes_on_its_chain_across_reload_and_shutdown() {
+        let gate = Arc::new((tokio::sync::Notify::new(), AtomicUsize::new(0)));
+        let mut servers = Servers::start(&fixed_config([192, 0, 2, 1], Some(gate.clone())))
+            .await
+            .unwrap();
+        let addr = servers.addrs().next().unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+
+        // A query waits in the old chain while the reload swaps in a new one.
+        ask(&client, addr, 1).await;
+        until_waiting(&gate, 1).await;
+        let retired = servers.apply(&fixed_config([192, 0, 2, 2], None)).unwrap();
+        assert!(retired.addrs().is_empty());
+        retired.stop(Duration::ZERO).await;
+        assert_eq!(servers.addrs().collect::<Vec<_>>(), vec![addr]);
+        ask(&client, addr, 2).await;
+        let wait = Duration::from_secs(3);
+        assert_eq!(reply(&client, wait).await, Some((2, "192.0.2.2".into())));
+        gate.0.notify_waiters();
+        assert_eq!(reply(&client, wait).await, Some((1, "192.0.2.1".into())));
+
+        // Shutdown: the query in flight is answered, a new one is not.
+        let gate = Arc::new((tokio::sync::Notify::new(), AtomicUsize::new(0)));
+        servers
+            .apply(&fixed_config([192, 0, 2, 3], Some(gate.clone())))
+            .unwrap()
+            .stop(Duration::ZERO)
+            .await;
+        ask(&client, addr, 3).await;
+        until_waiting(&gate, 1).await;
+        let inflight = Arc::clone(&servers.listeners[0].inflight);
+        let shutdown = tokio::spawn(servers.shutdown(Duration::from_secs(5)));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !inflight.draining.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "shutdown never started draining");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        ask(&client, addr, 4).await;
+        assert_eq!(reply(&client, Duration::from_millis(200)).await, None);
+        gate.0.notify_waiters();
+        assert_eq!(reply(&client, wait).await, Some((3, "192.0.2.3".into())));
+        shutdown.await.unwrap();
+        assert_eq!(
+            gate.1.load(Ordering::Acquire),
+            1,
+            "query 4 never reached the chain"
+        );
+    }
+
     #[tokio::test]
     async fn drain_refuses_new_queries() {
         let inflight = Inflight::default();
