@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -76,12 +77,18 @@ pub enum ReloadOutcome {
     Failed(Error),
 }
 
-/// Reads the Corefile and applies it to a running server when it changed.
-pub struct Reloader {
+/// Where the Corefile is and how to build it.
+#[derive(Clone, Debug)]
+struct Source {
     path: PathBuf,
     dns_port: u16,
     /// Addresses for blocks without `bind` (tests keep servers on loopback).
     bind_unbound: Vec<IpAddr>,
+}
+
+/// Reads the Corefile and applies it to a running server when it changed.
+pub struct Reloader {
+    source: Arc<Source>,
     /// The version last acted on (applied, or failed: a failure is reported once per change).
     current: Option<Version>,
 }
@@ -90,23 +97,25 @@ impl Reloader {
     /// A reloader of the Corefile at `path`; keys without a port get `dns_port`.
     pub fn new(path: impl Into<PathBuf>, dns_port: u16) -> Reloader {
         Reloader {
-            path: path.into(),
-            dns_port,
-            bind_unbound: Vec::new(),
+            source: Arc::new(Source {
+                path: path.into(),
+                dns_port,
+                bind_unbound: Vec::new(),
+            }),
             current: None,
         }
     }
 
     /// Makes blocks without `bind` listen on `ips` (see [`Config::bind_unbound_to`]).
     pub fn bind_unbound_to(mut self, ips: &[IpAddr]) -> Reloader {
-        self.bind_unbound = ips.to_vec();
+        Arc::make_mut(&mut self.source).bind_unbound = ips.to_vec();
         self
     }
 
     /// The first load: the configuration to start with (its version becomes the current one).
     pub fn load(&mut self) -> Result<Config, Error> {
-        let snapshot = self.read();
-        let config = self.build(snapshot.parsed?)?;
+        let snapshot = self.source.read();
+        let config = self.source.build(snapshot.parsed?)?;
         reload::register_metrics();
         reload::record_version(&snapshot.version.text_hex);
         self.current = Some(snapshot.version);
@@ -117,13 +126,34 @@ impl Reloader {
     /// applies the new configuration; on failure logs the error (with its file:line:column) and
     /// counts it, and the running configuration stays.
     pub async fn check(&mut self, running: &mut Running, force: bool) -> ReloadOutcome {
-        let snapshot = self.read();
+        // Reading, parsing and building (which may load manifests) block: not on a worker.
+        let source = Arc::clone(&self.source);
+        let Ok(snapshot) = tokio::task::spawn_blocking(move || source.read()).await else {
+            error!("Corefile check failed unexpectedly; the running configuration stays");
+            return ReloadOutcome::Unchanged;
+        };
         if !force && self.current.as_ref() == Some(&snapshot.version) {
             return ReloadOutcome::Unchanged;
         }
         self.current = Some(snapshot.version.clone());
         info!("Reloading");
-        let result = match snapshot.parsed.and_then(|cf| self.build(cf)) {
+        let built = match snapshot.parsed {
+            Ok(cf) => {
+                let source = Arc::clone(&self.source);
+                match tokio::task::spawn_blocking(move || source.build(cf)).await {
+                    Ok(built) => built,
+                    Err(_) => {
+                        error!(
+                            "Corefile changed but reload failed: the configuration build panicked"
+                        );
+                        reload::record_failure();
+                        return ReloadOutcome::Unchanged;
+                    }
+                }
+            }
+            Err(error) => Err(error),
+        };
+        let result = match built {
             Ok(config) => running.reload(config).await,
             Err(error) => Err(error),
         };
@@ -140,7 +170,9 @@ impl Reloader {
             }
         }
     }
+}
 
+impl Source {
     fn read(&self) -> Snapshot {
         let failed = |text: &[u8], e: CorefileError| Snapshot {
             version: Version::of(text, &e.to_string()),
@@ -254,6 +286,8 @@ pub(crate) async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -266,5 +300,38 @@ mod tests {
         assert_eq!(a.text_hex, Version::of(b"text", "other tokens").text_hex);
         assert_eq!(a.text_hex.len(), 128);
         assert!(a.text_hex.starts_with("eaf2c127"), "{}", a.text_hex);
+    }
+
+    fn config(text: &str) -> Config {
+        crate::config_from_str(text, "Corefile", Path::new("."), 53).unwrap()
+    }
+
+    #[test]
+    fn reload_setting_comes_from_the_first_block_that_has_one() {
+        assert_eq!(config(".:53 {\n    whoami\n}\n").reload(), None);
+        let c = config(
+            "a.:53 {\n    whoami\n}\nb.:53 {\n    reload 10s 2s\n    whoami\n}\nc.:53 {\n    reload 20s\n    whoami\n}\n",
+        );
+        let r = c.reload().unwrap();
+        assert_eq!(
+            (r.interval, r.jitter),
+            (Duration::from_secs(10), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn shutdown_delay_is_the_longest_lameduck() {
+        assert_eq!(
+            config(".:53 {\n    whoami\n}\n").shutdown_delay(),
+            Duration::ZERO
+        );
+        assert_eq!(
+            config(".:53 {\n    health :8080\n    whoami\n}\n").shutdown_delay(),
+            Duration::ZERO
+        );
+        let c = config(
+            "a.:53 {\n    health :8080 {\n        lameduck 3s\n    }\n    whoami\n}\nb.:53 {\n    health :8081 {\n        lameduck 5s\n    }\n}\n",
+        );
+        assert_eq!(c.shutdown_delay(), Duration::from_secs(5));
     }
 }

@@ -44,7 +44,6 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
         "health",
         "prometheus",
         "loop",
-        "reload",
         "loadbalance",
     ] {
         assert!(
@@ -52,6 +51,11 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
             "{plugin} not reported: {inactive:?}"
         );
     }
+    // `reload` works: the kubeadm Corefile's bare `reload` polls every 30s ± 15s.
+    assert!(!inactive.contains(&"reload"), "{inactive:?}");
+    let reload = config.reload().expect("reload configured");
+    assert_eq!(reload.interval, std::time::Duration::from_secs(30));
+    assert_eq!(reload.jitter, std::time::Duration::from_secs(15));
     let kubernetes = server
         .inactive
         .iter()
