@@ -333,15 +333,13 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
         ));
     }
     let config = parse(d, &block.zones, &block.base_dir)?;
-    // A reload with the same data source keeps the index in use (see `shared`).
+    // A reload with the same data source keeps the index (and source) in use: see `shared`.
     let key = super::shared::Key::new(&block.zones, &config);
-    if let Some((store, source)) = super::shared::find(&key) {
-        let kubernetes = Kubernetes::new(config, store, source, MANIFEST_POLL_INTERVAL);
-        block.plugins.push(Arc::new(kubernetes));
-        return Ok(());
-    }
-    let store = Arc::new(Store::new());
+    let reused = super::shared::find(&key);
+    let reused_source = reused.as_ref().and_then(|(_, source)| source.clone());
+    let store = reused.map_or_else(|| Arc::new(Store::new()), |(store, _)| store);
     let source = match &config.manifests {
+        Some(_) if reused_source.is_some() => reused_source,
         Some((location, paths)) => {
             let labels = config.labels.clone();
             let namespace_labels = config.namespace_labels.clone();
