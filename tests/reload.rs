@@ -120,6 +120,9 @@ async fn reload_applies_edits_keeps_old_config_on_error_and_drops_no_query() {
         |l| l.contains("[INFO] Reloading complete"),
         "Reloading complete",
     );
+    // TCP reads the same swapped configuration.
+    let tcp = common::query_tcp(addr, NAME, RecordType::A, &Opts::default()).await;
+    assert_eq!(tcp.answers.first().map(|r| r.ttl), Some(7));
 
     // An invalid edit: logged with file:line:column, the old configuration keeps answering.
     std::fs::write(dir.path().join("Corefile"), corefile(0, 9, "    bogus\n"))
