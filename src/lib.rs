@@ -8,6 +8,7 @@
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod http;
 pub mod metrics;
 pub mod plugin;
 mod server;
@@ -16,6 +17,7 @@ pub use server::Harness;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -118,6 +120,8 @@ pub fn config_from_str(
 pub struct Running {
     servers: server::Servers,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// HTTP paths served by the plugins, with their bound addresses.
+    http: Vec<(String, SocketAddr)>,
     config: Config,
 }
 
@@ -125,6 +129,11 @@ impl Running {
     /// The bound addresses, one per listen address; UDP and TCP share each.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.servers.addrs().collect()
+    }
+
+    /// The bound address of the HTTP endpoint serving `path` (`/health`, `/ready`, `/metrics`).
+    pub fn http_addr(&self, path: &str) -> Option<SocketAddr> {
+        self.http.iter().find(|(p, _)| p == path).map(|(_, a)| *a)
     }
 
     /// CoreDNS's start-up lines: `ZONE:PORT` for every key (with the bound port).
@@ -160,6 +169,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         })?;
     let mut interfaces: Option<Vec<IpAddr>> = None;
     let mut tasks = Vec::new();
+    let http = Arc::new(http::Started::default());
     for server in &config.servers {
         for inactive in &server.inactive {
             warn!(
@@ -187,17 +197,43 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 SocketAddr::new(ip, servers.bound_port(key.port, &server.bind))
             })
             .collect();
+        let labels = server
+            .keys
+            .iter()
+            .map(|key| {
+                let host = server.bind.first().map_or(String::new(), |ip| match ip {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                });
+                let port = servers.bound_port(key.port, &server.bind);
+                (key.zone.clone(), format!("dns://{host}:{port}"))
+            })
+            .collect();
         let ctx = StartContext {
             listen_ips,
             self_addrs,
+            plugins: server.chain.plugins().to_vec(),
+            servers: labels,
+            http: Arc::clone(&http),
         };
         for plugin in server.chain.plugins() {
             tasks.extend(plugin.start(&ctx));
         }
     }
+    if let Some(error) = http.take_error() {
+        for task in tasks {
+            task.abort();
+        }
+        servers.shutdown(Duration::ZERO).await;
+        return Err(Error::Listen {
+            addr: error.addr,
+            source: error.source,
+        });
+    }
     Ok(Running {
         servers,
         tasks,
+        http: http.endpoints(),
         config,
     })
 }

@@ -1,11 +1,17 @@
-//! The `health` plugin: an HTTP `/health` endpoint that answers 200 while the process runs,
-//! with an optional lame-duck delay on shutdown. This build validates the directive and
-//! registers it as inactive.
+//! The `health` plugin: an HTTP `/health` endpoint that answers 200 `OK` while the process runs,
+//! with an optional lame-duck delay on shutdown (during which `/health` still answers 200).
+#![doc = include_str!("health.md")]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
-use crate::plugin::{BlockSetup, SetupError};
+use crate::http::{self, Reply};
+use crate::plugin::{
+    Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
+};
 
 const PLUGIN: &str = "health";
 
@@ -58,18 +64,50 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<HealthConfig, SetupError> {
     Ok(config)
 }
 
-/// Parses and validates a `health` directive, then records it as not active yet.
+/// Parses a `health` directive and adds the plugin to the block.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     let config = parse(d)?;
-    block.inactive.push((
-        d.name().location.clone(),
-        PLUGIN,
-        format!(
-            "serve GET /health on {} (lameduck {:?})",
-            config.addr, config.lameduck
-        ),
-    ));
+    block.plugins.push(Arc::new(Health { config }));
     Ok(())
+}
+
+/// The plugin: serves `/health`; not in the query path.
+#[derive(Debug)]
+pub(crate) struct Health {
+    config: HealthConfig,
+}
+
+impl Health {
+    /// How long shutdown keeps serving after SIGTERM (`lameduck`, default 0); the lifecycle
+    /// side's `Plugin::shutdown_delay` returns it.
+    #[allow(dead_code)]
+    pub(crate) fn lameduck(&self) -> Duration {
+        self.config.lameduck
+    }
+}
+
+#[async_trait]
+impl Plugin for Health {
+    fn name(&self) -> &'static str {
+        PLUGIN
+    }
+
+    async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
+        next.run(query).await
+    }
+
+    fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        let route = http::serve(
+            &self.config.addr,
+            "/health",
+            Arc::new(|| Reply::text(200, "OK")),
+        );
+        ctx.http
+            .record("/health", route)
+            .map(http::Route::hold)
+            .into_iter()
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ pub trait Plugin: Send + Sync + 'static {
 }
 
 /// What a plugin learns when its server starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct StartContext {
     /// The addresses this server block listens on: its `bind` addresses or, when bound to the
     /// wildcard address, the machine's interface addresses (loopback included; plugins filter).
@@ -212,6 +212,27 @@ pub struct StartContext {
     /// Where a query sent by the server to itself reaches this block: one address per key, with
     /// the bound port (the loopback address when the block listens on every address).
     pub self_addrs: Vec<SocketAddr>,
+    /// The plugins of the block's chain (`ready` asks each for its readiness).
+    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Per key of the block: its zone and CoreDNS's `server` metric label (`dns://:53`,
+    /// `dns://127.0.0.1:1053` with `bind`), with the bound port.
+    pub servers: Vec<(Name, String)>,
+    /// HTTP endpoints opened by the plugins (shared by every block of one start-up).
+    pub http: Arc<crate::http::Started>,
+}
+
+impl fmt::Debug for StartContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartContext")
+            .field("listen_ips", &self.listen_ips)
+            .field("self_addrs", &self.self_addrs)
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .field("servers", &self.servers)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The rest of the chain after the current plugin.
