@@ -287,13 +287,14 @@ impl Started {
     }
 }
 
-/// A minimal HTTP/1.1 GET for tests: status and body.
-#[cfg(test)]
+/// A minimal HTTP/1.1 GET (health's self-check, tests): status and body.
 pub(crate) async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await?;
@@ -357,7 +358,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+        assert!(
+            err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+            "{err}"
+        );
     }
 
     fn free_port() -> u16 {

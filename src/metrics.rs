@@ -128,8 +128,13 @@ pub fn duration_buckets() -> Vec<f64> {
 }
 
 /// `coredns_panics_total`: panics seen by the process (counted by a panic hook).
-pub static PANICS: LazyLock<IntCounter> =
-    LazyLock::new(|| counter("", "panics_total", "A metrics that counts the number of panics."));
+pub static PANICS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "",
+        "panics_total",
+        "A metrics that counts the number of panics.",
+    )
+});
 
 /// Registers the process-wide families of the `prometheus` plugin once: the process collector
 /// (`process_*`), `coredns_build_info` and `coredns_panics_total` (with its panic hook).

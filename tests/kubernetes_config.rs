@@ -37,13 +37,7 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
     let mut inactive: Vec<&str> = server.inactive.iter().map(|i| i.plugin).collect();
     inactive.sort_unstable();
     inactive.dedup();
-    for plugin in [
-        "kubernetes",
-        "forward",
-        "cache",
-        "loop",
-        "reload",
-    ] {
+    for plugin in ["kubernetes", "forward", "cache", "loop", "reload"] {
         assert!(
             inactive.contains(&plugin),
             "{plugin} not reported: {inactive:?}"

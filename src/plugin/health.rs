@@ -2,13 +2,15 @@
 //! with an optional lame-duck delay on shutdown (during which `/health` still answers 200).
 #![doc = include_str!("health.md")]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use prometheus::{Histogram, IntCounter};
 
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
 use crate::http::{self, Reply};
+use crate::metrics;
 use crate::plugin::{
     Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
 };
@@ -102,11 +104,51 @@ impl Plugin for Health {
             "/health",
             Arc::new(|| Reply::text(200, "OK")),
         );
-        ctx.http
-            .record("/health", route)
-            .map(http::Route::hold)
-            .into_iter()
-            .collect()
+        let Some(route) = ctx.http.record("/health", route) else {
+            return Vec::new();
+        };
+        let local = route.local_addr();
+        vec![
+            route.hold(),
+            tokio::spawn(self_check(local, SELF_CHECK_INTERVAL)),
+        ]
+    }
+}
+
+/// How often health asks its own endpoint (CoreDNS: once per second).
+const SELF_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+static CHECK_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    metrics::histogram(
+        "health",
+        "request_duration_seconds",
+        "Histogram of the time (in seconds) each request took.",
+        metrics::exponential_buckets(0.00025, 10.0, 5),
+    )
+});
+static CHECK_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    metrics::counter(
+        "health",
+        "request_failures_total",
+        "The number of times the health check failed.",
+    )
+});
+
+/// Asks `/health` on `local` every `interval` (tokio's clock), recording the
+/// `coredns_health_*` metrics.
+async fn self_check(local: std::net::SocketAddr, interval: Duration) {
+    LazyLock::force(&CHECK_DURATION);
+    LazyLock::force(&CHECK_FAILURES);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let start = std::time::Instant::now();
+        let result = tokio::time::timeout(interval, http::get(local, "/health")).await;
+        CHECK_DURATION.observe(start.elapsed().as_secs_f64());
+        if !matches!(result, Ok(Ok((200, _)))) {
+            CHECK_FAILURES.inc();
+        }
     }
 }
 

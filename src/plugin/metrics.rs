@@ -147,10 +147,7 @@ const TYPES: [RecordType; 18] = [
 const OTHER_TYPE: usize = TYPES.len();
 
 fn type_index(qtype: RecordType) -> usize {
-    TYPES
-        .iter()
-        .position(|t| *t == qtype)
-        .unwrap_or(OTHER_TYPE)
+    TYPES.iter().position(|t| *t == qtype).unwrap_or(OTHER_TYPE)
 }
 
 fn type_label(index: usize) -> String {
@@ -222,8 +219,9 @@ fn proto_index(t: Transport) -> usize {
 impl ZoneHandles {
     fn new(server: &str, zone: &str, writers: usize) -> Self {
         let labels = [server, zone, ""];
-        let per_proto =
-            |vec: &HistogramVec| ["udp", "tcp"].map(|p| vec.with_label_values(&[server, zone, "", p]));
+        let per_proto = |vec: &HistogramVec| {
+            ["udp", "tcp"].map(|p| vec.with_label_values(&[server, zone, "", p]))
+        };
         ZoneHandles {
             server: server.to_owned(),
             zone: zone.to_owned(),
