@@ -262,6 +262,8 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         println!("{}", platform_line());
     }
     wait_for_signal().await?;
+    // `/ready` answers 503 from now on; `/health` keeps answering until the process exits.
+    http::set_shutting_down(true);
     info!("shutting down");
     running.shutdown().await;
     Ok(())

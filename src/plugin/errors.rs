@@ -17,13 +17,24 @@
 //! ```
 //! * `stacktrace`: CoreDNS logs a stack trace for panics. Parsed; not active (clusterdns plugins
 //!   return errors instead of panicking).
-//! * `consolidate`: would aggregate errors matching REGEXP into one line per DURATION. Parsed and
-//!   validated (Go duration, regular expression, level); not active yet: each error is logged.
+//! * `consolidate DURATION REGEXP [LEVEL] [show_first]`: errors whose message matches REGEXP are
+//!   not logged one by one; every DURATION one line at LEVEL (default `error`) reports how many
+//!   there were: `plugin/errors: 3 errors like 'REGEXP' occurred in last 5m0s`. With
+//!   `show_first`, the first matching error of each period is also logged in full. The first
+//!   `consolidate` line whose REGEXP matches wins; errors matching none are logged at once.
 //!
 //! # Examples
 //! ```corefile
 //! . {
 //!     errors
+//!     whoami
+//! }
+//! ```
+//! ```corefile
+//! . {
+//!     errors {
+//!         consolidate 5m ".* i/o timeout$" warning show_first
+//!     }
 //!     whoami
 //! }
 //! ```
@@ -35,7 +46,7 @@
 //! Always ready.
 //!
 //! # Differences from CoreDNS
-//! `stacktrace` and `consolidate` are accepted but not active; start-up logs a warning for each.
+//! `stacktrace` is accepted but not active; start-up logs a warning for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

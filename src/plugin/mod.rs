@@ -469,25 +469,25 @@ static REGISTRY: &[Registration] = &[
         name: "ready",
         setup: ready::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "health",
         setup: health::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "prometheus",
         setup: metrics::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Partial("`view` label is always empty; DoH/DoQ families"),
     },
     Registration {
         name: "loadbalance",
         setup: loadbalance::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Partial("the `weighted` policy and `prefer`"),
     },
     Registration {
         name: "cache",
@@ -517,7 +517,7 @@ static REGISTRY: &[Registration] = &[
         name: errors::NAME,
         setup: errors::setup,
         repeatable: false,
-        status: Status::Partial("`consolidate` and `stacktrace`"),
+        status: Status::Partial("`stacktrace` (no panics to trace)"),
     },
     Registration {
         name: log::NAME,
