@@ -166,12 +166,15 @@ async fn metrics_follow_real_queries() {
     );
 
     let mut udp_bytes = 0usize;
+    let mut udp_request_bytes = 0usize;
     for _ in 0..3 {
         let wire = build("api.demo.svc.cluster.local.", RecordType::A, &opts);
+        udp_request_bytes += wire.len();
         let reply = udp_raw(s.addr, &wire, TIMEOUT).await.expect("UDP reply");
         udp_bytes += reply.len();
     }
     let wire = build("nope.demo.svc.cluster.local.", RecordType::A, &opts);
+    udp_request_bytes += wire.len();
     let reply = udp_raw(s.addr, &wire, TIMEOUT).await.expect("UDP reply");
     udp_bytes += reply.len();
     let nx = Message::from_vec(&reply).expect("decodable");

@@ -3,7 +3,9 @@
 # under the same dnsperf load, without and with `prometheus 127.0.0.1:PORT`; prints server CPU
 # per query for both (and, at the end, a few lines of the /metrics it exported).
 #
-#   bash benches/load/metrics-overhead.sh [BINARY] [DURATION]   (defaults: target/release/clusterdns 10)
+#   [QPS=N] bash benches/load/metrics-overhead.sh [BINARY] [DURATION]   (defaults: target/release/clusterdns 10)
+# QPS caps dnsperf's rate (default: as fast as it goes); at a fixed rate both variants serve the
+# same load, which makes CPU per query comparable on a busy machine.
 #
 # Needs dnsperf, dig and curl (apt-get install -y dnsperf bind9-dnsutils curl). Compare figures
 # from one run only: dnsperf shares the machine's cores with the server.

@@ -258,12 +258,9 @@ impl ZoneHandles {
         if q.edns.is_some_and(|e| e.dnssec_ok) {
             self.do_requests.inc();
         }
-        // CoreDNS records the EDNS0 buffer size here (64 KiB for TCP), not the message size.
-        let size = match q.transport {
-            Transport::Tcp => 65535.0,
-            Transport::Udp => f64::from(q.edns.map_or(512, |e| e.udp_size)),
-        };
-        self.request_size[proto].observe(size);
+        // The request's length on the wire, as CoreDNS observes it (its help text still speaks
+        // of the EDNS0 buffer size; the help is kept for compatibility).
+        self.request_size[proto].observe(q.request_size as f64);
     }
 
     fn response(&self, rcode: ResponseCode, writer: Option<&'static str>, writers: &[&str]) {
