@@ -255,6 +255,15 @@ async fn metrics_follow_real_queries() {
         value(&m, sizes, &with(&[("proto", "tcp")])),
         tcp.len() as f64
     );
+    // Request sizes are the queries' lengths on the wire.
+    assert_eq!(
+        value(
+            &m,
+            "coredns_dns_request_size_bytes_sum",
+            &with(&[("proto", "udp")])
+        ),
+        udp_request_bytes as f64
+    );
     for plugin in ["kubernetes", "health", "ready", "prometheus"] {
         assert_eq!(
             value(&m, "coredns_plugin_enabled", &with(&[("name", plugin)])),
