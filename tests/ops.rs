@@ -106,7 +106,10 @@ async fn a_taken_http_port_fails_start_up_naming_the_address() {
 
 /// The samples of `text` whose `server` label is `server` (the registry is process-wide; each
 /// test's server has its own port), as (name, labels, value); histograms as `_count`/`_sum`.
-fn samples(text: &str, server: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn samples(text: &str, server: &str) -> Vec<Sample> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .expect("/metrics parses as Prometheus text");
     let mut out = Vec::new();
@@ -131,11 +134,7 @@ fn samples(text: &str, server: &str) -> Vec<(String, Vec<(String, String)>, f64)
 }
 
 /// The value of `name` with (at least) `want` labels, 0 if absent.
-fn value(
-    samples: &[(String, Vec<(String, String)>, f64)],
-    name: &str,
-    want: &[(&str, &str)],
-) -> f64 {
+fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|(n, labels, _)| {
