@@ -383,3 +383,37 @@ async fn blocks_without_prometheus_record_no_dns_metrics() {
     assert!(!text.contains(&server), "{server} in\n{text}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn errors_consolidate_reports_a_count_per_period() {
+    let (_guard, logs) = common::capture_logs();
+    // A chain of `errors` alone ends in "no next plugin found" (SERVFAIL) for every query.
+    let s = common::start(
+        "example.org:0 {\n    errors {\n        consolidate 1s \"^no next\" warning\n    }\n}\nexample.net:0 {\n    errors\n}\n",
+    )
+    .await;
+    for _ in 0..3 {
+        let reply =
+            common::query_udp(s.addr, "a.example.org.", RecordType::A, &Opts::default()).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+    // Without consolidate (the other block, same listener), each error is logged at once.
+    common::query_udp(s.addr, "b.example.net.", RecordType::A, &Opts::default()).await;
+    let summary = "plugin/errors: 3 errors like '^no next' occurred in last 1s";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    while !logs.text().contains(summary) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = logs.text();
+    assert!(text.contains(summary), "{text}");
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        !text.contains("a.example.org."),
+        "consolidated errors are not logged one by one: {text}"
+    );
+    assert!(
+        text.contains("plugin/errors: 2 b.example.net. A: no next plugin found"),
+        "{text}"
+    );
+    s.shutdown().await;
+}
