@@ -8,6 +8,7 @@
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plugin;
@@ -17,6 +18,7 @@ pub use server::Harness;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -120,6 +122,8 @@ pub fn config_from_str(
 pub struct Running {
     servers: server::Servers,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// HTTP paths served by the plugins, with their bound addresses.
+    http: Vec<(String, SocketAddr)>,
     config: Config,
 }
 
@@ -127,6 +131,11 @@ impl Running {
     /// The bound addresses, one per listen address; UDP and TCP share each.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.servers.addrs().collect()
+    }
+
+    /// The bound address of the HTTP endpoint serving `path` (`/health`, `/ready`, `/metrics`).
+    pub fn http_addr(&self, path: &str) -> Option<SocketAddr> {
+        self.http.iter().find(|(p, _)| p == path).map(|(_, a)| *a)
     }
 
     /// CoreDNS's start-up lines: `ZONE:PORT` for every key (with the bound port).
@@ -161,7 +170,13 @@ impl Running {
             addr: e.addr,
             source: e.source,
         })?;
-        let tasks = start_plugins(&config, &self.servers);
+        let (tasks, http) = start_plugins(&config, &self.servers);
+        if let Some(error) = http.take_error() {
+            // DNS already serves the new configuration; an HTTP endpoint (health, ready,
+            // metrics) on a new address could not be bound. Say so once, loudly.
+            tracing::error!(addr = %error.addr, error = %error.source, "reload: cannot listen on {}: {}", error.addr, error.source);
+        }
+        self.http = http.endpoints();
         let old_config = std::mem::replace(&mut self.config, config);
         let old_tasks = std::mem::replace(&mut self.tasks, tasks);
         tokio::spawn(retire(old_config, old_tasks, retired));
@@ -212,19 +227,34 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             addr: e.addr,
             source: e.source,
         })?;
-    let tasks = start_plugins(&config, &servers);
+    let (tasks, http) = start_plugins(&config, &servers);
+    if let Some(error) = http.take_error() {
+        for task in tasks {
+            task.abort();
+        }
+        servers.shutdown(Duration::ZERO).await;
+        return Err(Error::Listen {
+            addr: error.addr,
+            source: error.source,
+        });
+    }
     Ok(Running {
         servers,
         tasks,
+        http: http.endpoints(),
         config,
     })
 }
 
 /// Starts every plugin of `config` (logging what is configured but not active); returns their
-/// background tasks.
-fn start_plugins(config: &Config, servers: &server::Servers) -> Vec<tokio::task::JoinHandle<()>> {
+/// background tasks and what their HTTP endpoints bound (or failed to bind).
+fn start_plugins(
+    config: &Config,
+    servers: &server::Servers,
+) -> (Vec<tokio::task::JoinHandle<()>>, Arc<http::Started>) {
     let mut interfaces: Option<Vec<IpAddr>> = None;
     let mut tasks = Vec::new();
+    let http = Arc::new(http::Started::default());
     for server in &config.servers {
         for inactive in &server.inactive {
             warn!(
@@ -252,15 +282,30 @@ fn start_plugins(config: &Config, servers: &server::Servers) -> Vec<tokio::task:
                 SocketAddr::new(ip, servers.bound_port(key.port, &server.bind))
             })
             .collect();
+        let labels = server
+            .keys
+            .iter()
+            .map(|key| {
+                let host = server.bind.first().map_or(String::new(), |ip| match ip {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                });
+                let port = servers.bound_port(key.port, &server.bind);
+                (key.zone.clone(), format!("dns://{host}:{port}"))
+            })
+            .collect();
         let ctx = StartContext {
             listen_ips,
             self_addrs,
+            plugins: server.chain.plugins().to_vec(),
+            servers: labels,
+            http: Arc::clone(&http),
         };
         for plugin in server.chain.plugins() {
             tasks.extend(plugin.start(&ctx));
         }
     }
-    tasks
+    (tasks, http)
 }
 
 /// The machine's interface addresses (empty if they cannot be listed).

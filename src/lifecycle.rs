@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info};
@@ -15,17 +14,10 @@ use crate::corefile::{self, CorefileError};
 use crate::plugin::reload;
 use crate::{Error, Running};
 
-static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
-
-/// Whether the process is shutting down (from the shutdown signal on, lame-duck period
-/// included): `/ready` answers 503 `Shutting down` while this is true.
-pub fn shutting_down() -> bool {
-    SHUTTING_DOWN.load(Ordering::Acquire)
-}
-
-/// Marks the process as shutting down (see [`shutting_down`]).
+/// Marks the process as shutting down, from the shutdown signal on (lame-duck period included):
+/// `/ready` answers 503 `Shutting down` from then on, `/health` keeps answering 200.
 pub fn set_shutting_down() {
-    SHUTTING_DOWN.store(true, Ordering::Release);
+    crate::http::set_shutting_down(true);
 }
 
 /// What identifies the Corefile's content: its text plus everything it imports.

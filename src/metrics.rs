@@ -127,6 +127,48 @@ pub fn duration_buckets() -> Vec<f64> {
     exponential_buckets(0.00025, 2.0, 16)
 }
 
+/// `coredns_panics_total`: panics seen by the process (counted by a panic hook).
+pub static PANICS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "",
+        "panics_total",
+        "A metrics that counts the number of panics.",
+    )
+});
+
+/// Registers the process-wide families of the `prometheus` plugin once: the process collector
+/// (`process_*`), `coredns_build_info` and `coredns_panics_total` (with its panic hook).
+pub fn init_core() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        #[cfg(target_os = "linux")]
+        if let Err(error) = REGISTRY.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::debug!(%error, "process collector registered twice");
+        }
+        let build = gauge_vec(
+            "",
+            "build_info",
+            "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+            &["version", "revision", "goversion"],
+        );
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CLUSTERDNS_REVISION").unwrap_or(""),
+                concat!("rustc", env!("CLUSTERDNS_RUSTC_VERSION")),
+            ])
+            .set(1);
+        LazyLock::force(&PANICS);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.inc();
+            previous(info);
+        }));
+    });
+}
+
 /// Renders every registered family in the Prometheus text format (version 0.0.4).
 pub fn render() -> String {
     use prometheus::Encoder;

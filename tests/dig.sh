@@ -32,10 +32,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clusterdns-dig.XXXXXX") || die "mktemp failed"
 SERVER_PID=""
+OPS_PID=""
 cleanup() {
 	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
 		kill "$SERVER_PID" 2>/dev/null
 		wait "$SERVER_PID" 2>/dev/null
+	fi
+	if [ -n "$OPS_PID" ] && kill -0 "$OPS_PID" 2>/dev/null; then
+		kill "$OPS_PID" 2>/dev/null
+		wait "$OPS_PID" 2>/dev/null
 	fi
 	rm -rf "$WORK"
 }
@@ -482,6 +487,64 @@ ns "nslookup missing (NXDOMAIN)" 1 "missing.$D." -- \
 begin "server still running after all queries"
 kill -0 "$SERVER_PID" 2>/dev/null || err "server exited; log: $(tail -n 5 "$WORK/server.log")"
 OUT=""
+end
+
+# ---------------------------------------------- HTTP endpoints: health, ready, prometheus (ops)
+# A second server on the demo cluster with /health, /ready and /metrics on loopback ports; shows
+# what `curl -s` prints for each and checks it.
+echo "-- HTTP endpoints: health, ready, prometheus"
+command -v curl >/dev/null 2>&1 || die "curl not found; install it: apt-get install -y curl"
+OPS_DNS="" OPS_HTTP=""
+for attempt in 1 2 3 4 5; do
+	OPS_DNS=$((20000 + RANDOM % 20000))
+	OPS_HTTP=$((40000 + RANDOM % 20000))
+	cat >"$WORK/Corefile.ops" <<COREFILE
+.:$OPS_DNS {
+    bind 127.0.0.1
+    health 127.0.0.1:$OPS_HTTP
+    ready 127.0.0.1:$((OPS_HTTP + 1))
+    prometheus 127.0.0.1:$((OPS_HTTP + 2))
+    kubernetes $ZONE in-addr.arpa ip6.arpa {
+        manifests demo-cluster.yaml
+    }
+}
+COREFILE
+	(cd "$WORK" && exec "$BIN" -conf "$WORK/Corefile.ops" -quiet) >"$WORK/ops.log" 2>&1 &
+	OPS_PID=$!
+	deadline=$((SECONDS + 15))
+	while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$OPS_PID" 2>/dev/null; do
+		curl -s -o /dev/null "http://127.0.0.1:$OPS_HTTP/health" && break
+		sleep 0.2
+	done
+	kill -0 "$OPS_PID" 2>/dev/null && break
+	wait "$OPS_PID" 2>/dev/null
+	OPS_PID=""
+done
+[ -n "$OPS_PID" ] || die "HTTP endpoint server did not start; its log: $(tail -n 5 "$WORK/ops.log")"
+
+# show_curl URL: prints `$ curl -s URL` and its output (indented), keeps it in OUT with the code.
+show_curl() {
+	printf '$ curl -s %s\n' "$1"
+	OUT=$(curl -s "$1")
+	CODE=$(curl -s -o /dev/null -w '%{http_code}' "$1")
+	printf '%s\n' "$OUT" | sed 's/^/  /'
+}
+begin "GET /health: 200 OK"
+show_curl "http://127.0.0.1:$OPS_HTTP/health"
+[ "$CODE" = 200 ] && [ "$OUT" = OK ] || err "want 200 OK, got $CODE '$OUT'"
+end
+begin "GET /ready: 200 OK (manifests loaded)"
+show_curl "http://127.0.0.1:$((OPS_HTTP + 1))/ready"
+[ "$CODE" = 200 ] && [ "$OUT" = OK ] || err "want 200 OK, got $CODE '$OUT'"
+end
+begin "GET /metrics: coredns_dns_requests_total counts a dig query"
+dig @127.0.0.1 -p "$OPS_DNS" +time=2 +tries=1 +short "api.demo.svc.$ZONE" A >/dev/null 2>&1
+printf '$ curl -s http://127.0.0.1:%s/metrics | grep -E "^coredns_(dns_requests_total|dns_responses_total|build_info)"\n' "$((OPS_HTTP + 2))"
+METRICS=$(curl -s "http://127.0.0.1:$((OPS_HTTP + 2))/metrics")
+printf '%s\n' "$METRICS" | grep -E '^coredns_(dns_requests_total|dns_responses_total|build_info)' | sed 's/^/  /'
+printf '%s\n' "$METRICS" | grep -q "^coredns_dns_requests_total{.*server=\"dns://127.0.0.1:$OPS_DNS\".*type=\"A\".*} [1-9]" ||
+	err "no coredns_dns_requests_total for type A on dns://127.0.0.1:$OPS_DNS"
+printf '%s\n' "$METRICS" | grep -q '^process_cpu_seconds_total ' || err "no process metrics"
 end
 
 echo

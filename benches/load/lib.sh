@@ -19,7 +19,7 @@ measure() {
   local ticks before after
   ticks=$(getconf CLK_TCK)
   before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$duration" -c 4 -Q 1000000 -q 256 \
+  dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$duration" -c 4 -Q "${QPS:-1000000}" -q 256 \
     > "$work/$name.perf" 2>&1
   after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   local rss completed qps lost

@@ -17,13 +17,24 @@
 //! ```
 //! * `stacktrace`: CoreDNS logs a stack trace for panics. Parsed; not active (clusterdns plugins
 //!   return errors instead of panicking).
-//! * `consolidate`: would aggregate errors matching REGEXP into one line per DURATION. Parsed and
-//!   validated (Go duration, regular expression, level); not active yet: each error is logged.
+//! * `consolidate DURATION REGEXP [LEVEL] [show_first]`: errors whose message matches REGEXP are
+//!   not logged one by one; every DURATION one line at LEVEL (default `error`) reports how many
+//!   there were: `plugin/errors: 3 errors like 'REGEXP' occurred in last 5m0s`. With
+//!   `show_first`, the first matching error of each period is also logged in full. The first
+//!   `consolidate` line whose REGEXP matches wins; errors matching none are logged at once.
 //!
 //! # Examples
 //! ```corefile
 //! . {
 //!     errors
+//!     whoami
+//! }
+//! ```
+//! ```corefile
+//! . {
+//!     errors {
+//!         consolidate 5m ".* i/o timeout$" warning show_first
+//!     }
 //!     whoami
 //! }
 //! ```
@@ -35,15 +46,19 @@
 //! Always ready.
 //!
 //! # Differences from CoreDNS
-//! `stacktrace` and `consolidate` are accepted but not active; start-up logs a warning for each.
+//! `stacktrace` is accepted but not active; start-up logs a warning for it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tracing::error;
+use tracing::{Level, debug, error, info, warn};
 
 use crate::corefile::{Dispenser, Token};
-use crate::plugin::{Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError};
+use crate::plugin::{
+    Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
+};
 
 /// Directive name.
 pub(crate) const NAME: &str = "errors";
@@ -63,6 +78,7 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
             ),
         ));
     }
+    let mut patterns = Vec::new();
     for mut line in d.block() {
         let option = line.name();
         match option.text.as_str() {
@@ -80,12 +96,7 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
                 ));
             }
             "consolidate" => {
-                parse_consolidate(&mut line)?;
-                block.inactive.push((
-                    option.location.clone(),
-                    NAME,
-                    "consolidate: errors are logged one by one, not aggregated".to_owned(),
-                ));
+                patterns.push(Arc::new(parse_consolidate(&mut line)?));
             }
             other => {
                 return Err(err(
@@ -95,47 +106,61 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
             }
         }
     }
-    block.plugins.push(Arc::new(Errors));
+    block.plugins.push(Arc::new(Errors { patterns }));
     Ok(())
 }
 
 /// `consolidate DURATION REGEXP [LEVEL] [show_first]`.
-fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<(), SetupError> {
+fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<Pattern, SetupError> {
     let Some(duration) = line.next_arg() else {
         return Err(err(
             &line.location_after(),
             "consolidate needs a DURATION and a REGEXP",
         ));
     };
-    match crate::corefile::parse_duration(&duration.text) {
-        Ok(d) if !d.is_zero() => {}
+    let period = match crate::corefile::parse_duration(&duration.text) {
+        Ok(d) if !d.is_zero() => d,
         _ => {
             return Err(err(
                 &duration.location,
                 format!("invalid duration '{}', expected e.g. 5m", duration.text),
             ));
         }
-    }
+    };
     let Some(pattern) = line.next_arg() else {
         return Err(err(&line.location_after(), "consolidate needs a REGEXP"));
     };
-    if let Err(e) = regex::Regex::new(&pattern.text) {
-        return Err(err(
-            &pattern.location,
-            format!("invalid regular expression '{}': {e}", pattern.text),
-        ));
-    }
+    let regex = match regex::Regex::new(&pattern.text) {
+        Ok(regex) => regex,
+        Err(e) => {
+            return Err(err(
+                &pattern.location,
+                format!("invalid regular expression '{}': {e}", pattern.text),
+            ));
+        }
+    };
     let rest: &[Token] = line.remaining_args();
     let mut rest = rest.iter();
     let mut next = rest.next();
-    if let Some(level) = next
-        && matches!(level.text.as_str(), "warning" | "error" | "info" | "debug")
-    {
-        next = rest.next();
+    let mut level = Level::ERROR;
+    if let Some(tok) = next {
+        let parsed = match tok.text.as_str() {
+            "warning" => Some(Level::WARN),
+            "error" => Some(Level::ERROR),
+            "info" => Some(Level::INFO),
+            "debug" => Some(Level::DEBUG),
+            _ => None,
+        };
+        if let Some(parsed) = parsed {
+            level = parsed;
+            next = rest.next();
+        }
     }
+    let mut show_first = false;
     if let Some(flag) = next
         && flag.text == "show_first"
     {
+        show_first = true;
         next = rest.next();
     }
     if let Some(extra) = next {
@@ -147,12 +172,82 @@ fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<(), SetupError> {
             ),
         ));
     }
-    Ok(())
+    Ok(Pattern {
+        regex,
+        period,
+        level,
+        show_first,
+        count: AtomicU64::new(0),
+    })
+}
+
+/// One `consolidate` line: errors matching `regex` are counted and reported once per `period`.
+#[derive(Debug)]
+struct Pattern {
+    regex: regex::Regex,
+    period: Duration,
+    level: Level,
+    show_first: bool,
+    /// Matching errors since the last report.
+    count: AtomicU64,
+}
+
+impl Pattern {
+    /// Counts a matching error; true when it should still be logged on its own (the first of
+    /// a period with `show_first`).
+    fn record(&self) -> bool {
+        let before = self.count.fetch_add(1, Ordering::AcqRel);
+        self.show_first && before == 0
+    }
+
+    /// The summary line of the period that just ended, if it had errors; starts a new period.
+    fn flush(&self) -> Option<String> {
+        match self.count.swap(0, Ordering::AcqRel) {
+            0 => None,
+            n => Some(format!(
+                "plugin/errors: {n} errors like '{}' occurred in last {}",
+                self.regex.as_str(),
+                go_duration(self.period)
+            )),
+        }
+    }
+}
+
+/// A duration as Go prints it: `5m0s`, `1h30m0s`, `30s`, `1.5s`, `250ms`.
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let frac = d.subsec_millis();
+    let s = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
+fn log_at(level: Level, line: &str) {
+    match level {
+        Level::WARN => warn!("{line}"),
+        Level::INFO => info!("{line}"),
+        Level::DEBUG => debug!("{line}"),
+        _ => error!("{line}"),
+    }
 }
 
 /// The plugin: wraps the rest of the chain.
 #[derive(Debug)]
-pub(crate) struct Errors;
+pub(crate) struct Errors {
+    patterns: Vec<Arc<Pattern>>,
+}
 
 #[async_trait]
 impl Plugin for Errors {
@@ -163,15 +258,46 @@ impl Plugin for Errors {
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
         let result = next.run(query).await;
         if let Err(e) = &result {
-            error!(
+            let line = format!(
                 "plugin/errors: {} {} {}: {}",
                 u16::from(e.rcode()),
                 query.lower,
                 query.qtype,
                 e
             );
+            let message = e.to_string();
+            match self.patterns.iter().find(|p| p.regex.is_match(&message)) {
+                None => error!("{line}"),
+                Some(pattern) => {
+                    if pattern.record() {
+                        log_at(pattern.level, &line);
+                    }
+                }
+            }
         }
         result
+    }
+
+    /// One task per `consolidate` line reports its count every period (tokio's clock, so tests
+    /// can pause and advance it).
+    fn start(&self, _ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        self.patterns
+            .iter()
+            .map(|pattern| {
+                let pattern = Arc::clone(pattern);
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(pattern.period);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks.tick().await;
+                    loop {
+                        ticks.tick().await;
+                        if let Some(line) = pattern.flush() {
+                            log_at(pattern.level, &line);
+                        }
+                    }
+                })
+            })
+            .collect()
     }
 }
 
@@ -219,6 +345,53 @@ mod tests {
     }
 
     #[test]
+    fn consolidate_counts_per_period() {
+        let b = run(
+            &[],
+            Some(vec![line(
+                &["consolidate", "5m", "timeout$", "warning", "show_first"],
+                2,
+            )]),
+        )
+        .unwrap();
+        assert!(b.inactive.is_empty());
+        let mut d = line(&[NAME], 1);
+        d.block = Some(vec![line(&["consolidate", "90s", "^x"], 2)]);
+        let mut blk = BlockSetup::default();
+        setup(&mut Dispenser::new(&d), &mut blk).unwrap();
+        let p = Pattern {
+            regex: regex::Regex::new("timeout$").unwrap(),
+            period: Duration::from_secs(300),
+            level: Level::WARN,
+            show_first: true,
+            count: AtomicU64::new(0),
+        };
+        assert_eq!(p.flush(), None);
+        assert!(p.record(), "show_first logs the first of a period");
+        assert!(!p.record());
+        assert!(!p.record());
+        assert_eq!(
+            p.flush().as_deref(),
+            Some("plugin/errors: 3 errors like 'timeout$' occurred in last 5m0s")
+        );
+        assert_eq!(p.flush(), None);
+        assert!(p.record(), "a new period shows its first again");
+    }
+
+    #[test]
+    fn go_durations() {
+        for (d, want) in [
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(5400), "1h30m0s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(250), "250ms"),
+        ] {
+            assert_eq!(go_duration(d), want);
+        }
+    }
+
+    #[test]
     fn options_parse_and_are_inactive() {
         let b = run(
             &[],
@@ -232,9 +405,9 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(b.inactive.len(), 3);
-        assert_eq!(b.inactive[1].0.line, 3);
-        assert!(b.inactive[1].2.starts_with("consolidate"));
+        // Only stacktrace stays inactive.
+        assert_eq!(b.inactive.len(), 1);
+        assert_eq!(b.inactive[0].0.line, 2);
     }
 
     #[test]

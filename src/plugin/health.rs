@@ -1,14 +1,19 @@
-//! The `health` plugin: an HTTP `/health` endpoint that answers 200 while the process runs,
-//! with an optional lame-duck delay on shutdown. This build validates the directive and
-//! registers it as inactive.
+//! The `health` plugin: an HTTP `/health` endpoint that answers 200 `OK` while the process runs,
+//! with an optional lame-duck delay on shutdown (during which `/health` still answers 200).
+#![doc = include_str!("health.md")]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use prometheus::{Histogram, IntCounter};
 
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
-use crate::plugin::{Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError};
+use crate::http::{self, Reply};
+use crate::metrics;
+use crate::plugin::{
+    Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
+};
 
 const PLUGIN: &str = "health";
 
@@ -61,9 +66,26 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<HealthConfig, SetupError> {
     Ok(config)
 }
 
-/// The plugin in the chain: passes every query on; on shutdown, asks for its lame-duck delay.
+/// Parses a `health` directive and adds the plugin to the block.
+pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
+    let config = parse(d)?;
+    block.plugins.push(Arc::new(Health { config }));
+    Ok(())
+}
+
+/// The plugin: serves `/health`; not in the query path.
+#[derive(Debug)]
 pub(crate) struct Health {
     config: HealthConfig,
+}
+
+impl Health {
+    /// How long shutdown keeps serving after SIGTERM (`lameduck`, default 0); the lifecycle
+    /// side's `Plugin::shutdown_delay` returns it.
+    #[allow(dead_code)]
+    pub(crate) fn lameduck(&self) -> Duration {
+        self.config.lameduck
+    }
 }
 
 #[async_trait]
@@ -79,26 +101,59 @@ impl Plugin for Health {
     fn shutdown_delay(&self) -> Option<Duration> {
         (!self.config.lameduck.is_zero()).then_some(self.config.lameduck)
     }
+
+    fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        let route = http::serve(
+            &self.config.addr,
+            "/health",
+            Arc::new(|| Reply::text(200, "OK")),
+        );
+        let Some(route) = ctx.http.record("/health", route) else {
+            return Vec::new();
+        };
+        let local = route.local_addr();
+        vec![
+            route.hold(),
+            tokio::spawn(self_check(local, SELF_CHECK_INTERVAL)),
+        ]
+    }
 }
 
-/// Parses and validates a `health` directive; the lame-duck delay works, the HTTP endpoint is
-/// recorded as not active yet.
-pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
-    let config = parse(d)?;
-    if !config.lameduck.is_zero() {
-        block.plugins.push(Arc::new(Health {
-            config: config.clone(),
-        }));
+/// How often health asks its own endpoint (CoreDNS: once per second).
+const SELF_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+static CHECK_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    metrics::histogram(
+        "health",
+        "request_duration_seconds",
+        "Histogram of the time (in seconds) each request took.",
+        metrics::exponential_buckets(0.00025, 10.0, 5),
+    )
+});
+static CHECK_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    metrics::counter(
+        "health",
+        "request_failures_total",
+        "The number of times the health check failed.",
+    )
+});
+
+/// Asks `/health` on `local` every `interval` (tokio's clock), recording the
+/// `coredns_health_*` metrics.
+async fn self_check(local: std::net::SocketAddr, interval: Duration) {
+    LazyLock::force(&CHECK_DURATION);
+    LazyLock::force(&CHECK_FAILURES);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let start = std::time::Instant::now();
+        let result = tokio::time::timeout(interval, http::get(local, "/health")).await;
+        CHECK_DURATION.observe(start.elapsed().as_secs_f64());
+        if !matches!(result, Ok(Ok((200, _)))) {
+            CHECK_FAILURES.inc();
+        }
     }
-    block.inactive.push((
-        d.name().location.clone(),
-        PLUGIN,
-        format!(
-            "serve GET /health on {} (lameduck {:?})",
-            config.addr, config.lameduck
-        ),
-    ));
-    Ok(())
 }
 
 #[cfg(test)]

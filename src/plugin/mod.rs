@@ -188,6 +188,18 @@ pub trait Plugin: Send + Sync + 'static {
     /// Answer the query, or call `next.run(query)` to pass it on (possibly wrapping the result).
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError>;
 
+    /// Whether the server should report each reply's wire size to [`Plugin::reply_size`]
+    /// (`prometheus`); asked once when the chain is built.
+    fn wants_reply_size(&self) -> bool {
+        false
+    }
+
+    /// The size in bytes of the reply the server sent for `query` (only for plugins whose
+    /// [`Plugin::wants_reply_size`] is true; the first such plugin of a chain).
+    fn reply_size(&self, query: &Query<'_>, size: usize) {
+        let _ = (query, size);
+    }
+
     /// `Some(ready)` for plugins that report readiness to the `ready` plugin
     /// (kubernetes: its sources have synced); `None` for the rest.
     fn ready(&self) -> Option<bool> {
@@ -210,7 +222,7 @@ pub trait Plugin: Send + Sync + 'static {
 }
 
 /// What a plugin learns when its server starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct StartContext {
     /// The addresses this server block listens on: its `bind` addresses or, when bound to the
     /// wildcard address, the machine's interface addresses (loopback included; plugins filter).
@@ -218,21 +230,80 @@ pub struct StartContext {
     /// Where a query sent by the server to itself reaches this block: one address per key, with
     /// the bound port (the loopback address when the block listens on every address).
     pub self_addrs: Vec<SocketAddr>,
+    /// The plugins of the block's chain (`ready` asks each for its readiness).
+    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Per key of the block: its zone and CoreDNS's `server` metric label (`dns://:53`,
+    /// `dns://127.0.0.1:1053` with `bind`), with the bound port.
+    pub servers: Vec<(Name, String)>,
+    /// HTTP endpoints opened by the plugins (shared by every block of one start-up).
+    pub http: Arc<crate::http::Started>,
+}
+
+impl fmt::Debug for StartContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartContext")
+            .field("listen_ips", &self.listen_ips)
+            .field("self_addrs", &self.self_addrs)
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .field("servers", &self.servers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which plugin of the chain produced an answer: the innermost one that returned `Ok` (for the
+/// `plugin` label of `coredns_dns_responses_total`).
+#[derive(Debug, Default)]
+pub struct Writer(std::sync::OnceLock<&'static str>);
+
+impl Writer {
+    /// The plugin's name, or `None` when no plugin answered (an error).
+    pub fn get(&self) -> Option<&'static str> {
+        self.0.get().copied()
+    }
 }
 
 /// The rest of the chain after the current plugin.
 #[derive(Clone, Copy)]
 pub struct Next<'a> {
     rest: &'a [Arc<dyn Plugin>],
+    writer: Option<&'a Writer>,
 }
 
 impl<'a> Next<'a> {
     /// Run the remaining plugins; with none left, fail as CoreDNS does (SERVFAIL).
     pub async fn run(self, query: &Query<'_>) -> Result<Answer, PluginError> {
         match self.rest.split_first() {
-            Some((first, rest)) => first.serve(query, Next { rest }).await,
+            Some((first, rest)) => {
+                let next = Next {
+                    rest,
+                    writer: self.writer,
+                };
+                let result = first.serve(query, next).await;
+                if let (Some(writer), Ok(_)) = (self.writer, &result) {
+                    // Inner plugins finish first, so the first name set is the innermost.
+                    let _ = writer.0.set(first.name());
+                }
+                result
+            }
             None => Err(PluginError::NoNextPlugin),
         }
+    }
+
+    /// Like [`Next::run`], recording in `writer` which plugin produced the answer.
+    pub async fn run_tracked(
+        self,
+        query: &Query<'_>,
+        writer: &Writer,
+    ) -> Result<Answer, PluginError> {
+        Next {
+            rest: self.rest,
+            writer: Some(writer),
+        }
+        .run(query)
+        .await
     }
 
     /// The name of the plugin that would run next, if any.
@@ -245,6 +316,8 @@ impl<'a> Next<'a> {
 #[derive(Clone, Default)]
 pub struct Chain {
     plugins: Vec<Arc<dyn Plugin>>,
+    /// The first plugin that wants each reply's size (`prometheus`), if any.
+    size_observer: Option<Arc<dyn Plugin>>,
 }
 
 impl fmt::Debug for Chain {
@@ -259,12 +332,22 @@ impl Chain {
     /// Build a chain from plugins in any order; they are sorted by their place in [`ORDER`].
     pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
         plugins.sort_by_key(|p| order_of(p.name()).unwrap_or(usize::MAX));
-        Chain { plugins }
+        let size_observer = plugins.iter().find(|p| p.wants_reply_size()).cloned();
+        Chain {
+            plugins,
+            size_observer,
+        }
+    }
+
+    /// The plugin the server reports reply sizes to, if any.
+    pub fn size_observer(&self) -> Option<&dyn Plugin> {
+        self.size_observer.as_deref()
     }
 
     pub async fn run(&self, query: &Query<'_>) -> Result<Answer, PluginError> {
         Next {
             rest: &self.plugins,
+            writer: None,
         }
         .run(query)
         .await
@@ -394,25 +477,25 @@ static REGISTRY: &[Registration] = &[
         name: "ready",
         setup: ready::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "health",
         setup: health::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "prometheus",
         setup: metrics::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Partial("`view` label is always empty; DoH/DoQ families"),
     },
     Registration {
         name: "loadbalance",
         setup: loadbalance::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Partial("the `weighted` policy and `prefer`"),
     },
     Registration {
         name: "cache",
@@ -442,7 +525,7 @@ static REGISTRY: &[Registration] = &[
         name: errors::NAME,
         setup: errors::setup,
         repeatable: false,
-        status: Status::Partial("`consolidate` and `stacktrace`"),
+        status: Status::Partial("`stacktrace` (no panics to trace)"),
     },
     Registration {
         name: log::NAME,

@@ -1,9 +1,18 @@
-//! The `ready` plugin: an HTTP `/ready` endpoint that answers 200 once every plugin that reports
-//! readiness is ready, 503 with their names before. This build validates the directive and
-//! registers it as inactive.
+//! The `ready` plugin: an HTTP `/ready` endpoint that answers 200 once every plugin of the block
+//! that reports readiness is ready, 503 with their names before (and while shutting down).
+#![doc = include_str!("ready.md")]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tracing::info;
 
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_host_port};
-use crate::plugin::{BlockSetup, SetupError};
+use crate::http::{self, Reply};
+use crate::plugin::{
+    Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
+};
 
 const PLUGIN: &str = "ready";
 
@@ -76,20 +85,159 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<ReadyConfig, SetupError> {
     Ok(config)
 }
 
-/// Parses and validates a `ready` directive, then records it as not active yet.
+/// Parses a `ready` directive and adds the plugin to the block.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     let config = parse(d)?;
-    block.inactive.push((
-        d.name().location.clone(),
-        PLUGIN,
-        format!("serve GET /ready on {} ({:?})", config.addr, config.monitor),
-    ));
+    block.plugins.push(Arc::new(Ready { config }));
     Ok(())
+}
+
+/// The plugin: serves `/ready`; not in the query path.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    config: ReadyConfig,
+}
+
+#[async_trait]
+impl Plugin for Ready {
+    fn name(&self) -> &'static str {
+        PLUGIN
+    }
+
+    async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
+        next.run(query).await
+    }
+
+    fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        let state = Arc::new(State {
+            plugins: ctx
+                .plugins
+                .iter()
+                .filter(|p| p.name() != PLUGIN && p.ready().is_some())
+                .cloned()
+                .collect(),
+            monitor: self.config.monitor,
+            reached: AtomicBool::new(false),
+            logged: Mutex::new(String::new()),
+        });
+        let route = http::serve(
+            &self.config.addr,
+            "/ready",
+            Arc::new(move || state.reply(http::shutting_down())),
+        );
+        ctx.http
+            .record("/ready", route)
+            .map(http::Route::hold)
+            .into_iter()
+            .collect()
+    }
+}
+
+/// What `/ready` looks at.
+struct State {
+    plugins: Vec<Arc<dyn Plugin>>,
+    monitor: Monitor,
+    /// Readiness was reached once (with `until-ready`, it is not asked again).
+    reached: AtomicBool,
+    /// The last list of not-ready plugins logged, so a state is logged once.
+    logged: Mutex<String>,
+}
+
+impl State {
+    fn reply(&self, shutting_down: bool) -> Reply {
+        if shutting_down {
+            return Reply::text(503, "Shutting down");
+        }
+        if self.monitor == Monitor::UntilReady && self.reached.load(Ordering::Acquire) {
+            return Reply::text(200, "OK");
+        }
+        let mut not_ready: Vec<&'static str> = self
+            .plugins
+            .iter()
+            .filter(|p| p.ready() != Some(true))
+            .map(|p| p.name())
+            .collect();
+        not_ready.sort_unstable();
+        not_ready.dedup();
+        let names = not_ready.join(",");
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        if *logged != names {
+            if names.is_empty() {
+                info!("plugin/ready: all plugins ready");
+            } else {
+                info!("plugin/ready: Plugins not ready: {names:?}");
+            }
+            logged.clone_from(&names);
+        }
+        if names.is_empty() {
+            self.reached.store(true, Ordering::Release);
+            Reply::text(200, "OK")
+        } else {
+            Reply::text(503, names)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A plugin whose readiness the test sets.
+    struct Flag(&'static str, Arc<AtomicBool>);
+
+    #[async_trait]
+    impl Plugin for Flag {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        async fn serve(&self, q: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
+            next.run(q).await
+        }
+        fn ready(&self) -> Option<bool> {
+            Some(self.1.load(Ordering::Acquire))
+        }
+    }
+
+    fn state(monitor: Monitor) -> (State, Arc<AtomicBool>, Arc<AtomicBool>) {
+        let k = Arc::new(AtomicBool::new(false));
+        let f = Arc::new(AtomicBool::new(false));
+        let plugins: Vec<Arc<dyn Plugin>> = vec![
+            Arc::new(Flag("kubernetes", k.clone())),
+            Arc::new(Flag("forward", f.clone())),
+        ];
+        let s = State {
+            plugins,
+            monitor,
+            reached: AtomicBool::new(false),
+            logged: Mutex::new(String::new()),
+        };
+        (s, k, f)
+    }
+
+    #[test]
+    fn not_ready_names_sorted_then_ok() {
+        let (s, k, f) = state(Monitor::UntilReady);
+        assert_eq!(s.reply(false), Reply::text(503, "forward,kubernetes"));
+        f.store(true, Ordering::Release);
+        assert_eq!(s.reply(false), Reply::text(503, "kubernetes"));
+        k.store(true, Ordering::Release);
+        assert_eq!(s.reply(false), Reply::text(200, "OK"));
+        // until-ready: once ready, stays ready.
+        k.store(false, Ordering::Release);
+        assert_eq!(s.reply(false), Reply::text(200, "OK"));
+        assert_eq!(s.reply(true), Reply::text(503, "Shutting down"));
+    }
+
+    #[test]
+    fn continuously_asks_again() {
+        let (s, k, f) = state(Monitor::Continuously);
+        k.store(true, Ordering::Release);
+        f.store(true, Ordering::Release);
+        assert_eq!(s.reply(false), Reply::text(200, "OK"));
+        k.store(false, Ordering::Release);
+        assert_eq!(s.reply(false), Reply::text(503, "kubernetes"));
+    }
 
     fn run(text: &str) -> Result<ReadyConfig, String> {
         crate::plugin::test_support::parse_first(text, parse)

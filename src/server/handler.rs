@@ -120,7 +120,15 @@ async fn handle<R: ResponseHandler>(
         resolver: &resolver,
     };
     let result = chain.run(&query).await;
-    reply::send_result(request, response_handle, &result, edns).await
+    match chain.size_observer() {
+        None => reply::send_result(request, response_handle, &result, edns).await,
+        Some(observer) => {
+            let (info, size) =
+                reply::send_result_sized(request, response_handle, &result, edns).await;
+            observer.reply_size(&query, size);
+            info
+        }
+    }
 }
 
 /// Re-enters the router for queries a plugin asks on its own behalf.

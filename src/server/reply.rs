@@ -3,7 +3,7 @@
 //! The only place that knows the reply's wire shape.
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::serialize::binary::BinDecoder;
+use hickory_proto::serialize::binary::{BinDecoder, BinEncoder};
 use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use tracing::debug;
@@ -30,13 +30,74 @@ pub(crate) fn mirror_edns(request: Option<&Edns>) -> Option<Edns> {
 /// Sends the chain's result. `Err` becomes its rcode (SERVFAIL by default) with no records.
 pub(crate) async fn send_result<R: ResponseHandler>(
     request: &Request,
-    response_handle: R,
+    mut response_handle: R,
+    result: &Result<Answer, PluginError>,
+    edns: Option<&Edns>,
+) -> ResponseInfo {
+    send_result_to(request, &mut response_handle, result, edns).await
+}
+
+/// Like [`send_result`], also returning the size of the reply on the wire (0 if it could not be
+/// encoded): UDP replies report what they sent; for TCP the reply is encoded once more.
+pub(crate) async fn send_result_sized<R: ResponseHandler>(
+    request: &Request,
+    mut response_handle: R,
+    result: &Result<Answer, PluginError>,
+    edns: Option<&Edns>,
+) -> (ResponseInfo, usize) {
+    let info = send_result_to(request, &mut response_handle, result, edns).await;
+    let size = match super::udp::sent_size(&response_handle) {
+        Some(size) => size,
+        None => encoded_size(request, result, edns),
+    };
+    (info, size)
+}
+
+/// Size of the TCP reply to `request` (no size limit but 64 KiB).
+fn encoded_size(
+    request: &Request,
+    result: &Result<Answer, PluginError>,
+    edns: Option<&Edns>,
+) -> usize {
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    let mut builder = MessageResponseBuilder::new(&request.queries, None);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let mut wire = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut wire);
+    let emitted = match result {
+        Ok(answer) => {
+            metadata.response_code = answer.rcode;
+            builder
+                .build(
+                    metadata,
+                    answer.answers.iter(),
+                    answer.authorities.iter(),
+                    std::iter::empty(),
+                    answer.additionals.iter(),
+                )
+                .destructive_emit(&mut encoder)
+        }
+        Err(e) => {
+            metadata.response_code = e.rcode();
+            builder
+                .build_no_records(metadata)
+                .destructive_emit(&mut encoder)
+        }
+    };
+    emitted.map_or(0, |_| wire.len())
+}
+
+async fn send_result_to<R: ResponseHandler>(
+    request: &Request,
+    response_handle: &mut R,
     result: &Result<Answer, PluginError>,
     edns: Option<&Edns>,
 ) -> ResponseInfo {
     let answer = match result {
         Ok(answer) => answer,
-        Err(e) => return send_rcode(request, response_handle, e.rcode(), edns, true).await,
+        Err(e) => return send_rcode_to(request, response_handle, e.rcode(), edns, true).await,
     };
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = answer.rcode;
@@ -61,7 +122,17 @@ pub(crate) async fn send_result<R: ResponseHandler>(
 /// Sends an empty reply with `rcode`; the question is echoed only when `echo_question`.
 pub(crate) async fn send_rcode<R: ResponseHandler>(
     request: &Request,
-    response_handle: R,
+    mut response_handle: R,
+    rcode: ResponseCode,
+    edns: Option<&Edns>,
+    echo_question: bool,
+) -> ResponseInfo {
+    send_rcode_to(request, &mut response_handle, rcode, edns, echo_question).await
+}
+
+async fn send_rcode_to<R: ResponseHandler>(
+    request: &Request,
+    response_handle: &mut R,
     rcode: ResponseCode,
     edns: Option<&Edns>,
     echo_question: bool,
@@ -82,7 +153,7 @@ pub(crate) async fn send_rcode<R: ResponseHandler>(
 }
 
 async fn send<'a, R: ResponseHandler>(
-    mut response_handle: R,
+    response_handle: &mut R,
     response: hickory_server::zone_handler::MessageResponse<
         '_,
         'a,

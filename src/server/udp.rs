@@ -57,6 +57,7 @@ pub(crate) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
         let reply = UdpReply {
             socket: Arc::clone(&socket),
             dst: src,
+            sent: 0,
         };
         let handler = Arc::clone(&handler);
         let mut task: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
@@ -116,9 +117,18 @@ fn decode(socket: &UdpSocket, bytes: &[u8], src: SocketAddr) -> Option<Request> 
 /// Sends one reply from the receiving socket, sized for the client (512 bytes without EDNS,
 /// else the reply's OPT size; hickory's encoder truncates and sets TC).
 #[derive(Clone)]
-struct UdpReply {
+pub(super) struct UdpReply {
     socket: Arc<UdpSocket>,
     dst: SocketAddr,
+    /// Bytes of the reply sent (0 before).
+    sent: usize,
+}
+
+/// The size of the reply `handle` sent, if it is a [`UdpReply`].
+pub(super) fn sent_size<R: ResponseHandler>(handle: &R) -> Option<usize> {
+    (handle as &dyn std::any::Any)
+        .downcast_ref::<UdpReply>()
+        .map(|reply| reply.sent)
 }
 
 #[async_trait]
@@ -146,6 +156,7 @@ impl ResponseHandler for UdpReply {
             }
             Err(e) => return Err(e.into()),
         }
+        self.sent = wire.len();
         Ok(info)
     }
 }

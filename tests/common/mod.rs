@@ -35,6 +35,14 @@ impl TestServer {
     pub(crate) fn all_addrs(&self) -> Vec<SocketAddr> {
         self.running.as_ref().map(|r| r.addrs()).unwrap_or_default()
     }
+
+    /// The bound address of the HTTP endpoint serving `path` (`/health`, `/ready`, `/metrics`).
+    pub(crate) fn http_addr(&self, path: &str) -> SocketAddr {
+        self.running
+            .as_ref()
+            .and_then(|r| r.http_addr(path))
+            .unwrap_or_else(|| panic!("no HTTP endpoint serves {path}"))
+    }
 }
 
 /// Starts `corefile` (keys without a port get port 0, blocks without `bind` are bound to
