@@ -75,6 +75,9 @@ pub enum Error {
     },
     #[error("cannot wait for signals: {0}")]
     Signal(#[source] std::io::Error),
+    /// A plugin found a condition the server must not run on (a forwarding loop).
+    #[error("{0}")]
+    Fatal(String),
 }
 
 impl Error {
@@ -83,7 +86,7 @@ impl Error {
         match self {
             Error::Corefile(e) => e.location(),
             Error::Config(e) => Some(e.location()),
-            Error::Listen { .. } | Error::Signal(_) => None,
+            Error::Listen { .. } | Error::Signal(_) | Error::Fatal(_) => None,
         }
     }
 }
@@ -119,6 +122,7 @@ pub struct Running {
     servers: server::Servers,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     config: Config,
+    fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl Running {
@@ -138,6 +142,15 @@ impl Running {
                     .map(|k| format!("{}:{}", k.zone, self.servers.bound_port(k.port, &s.bind)))
             })
             .collect()
+    }
+
+    /// Resolves with the first fatal error a plugin reports (e.g. `loop` found a forwarding loop);
+    /// never resolves if there is none.
+    pub async fn fatal(&mut self) -> String {
+        match self.fatal.recv().await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops accepting queries, lets those in flight finish, stops plugins' tasks.
@@ -160,6 +173,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         })?;
     let mut interfaces: Option<Vec<IpAddr>> = None;
     let mut tasks = Vec::new();
+    let (fatal_tx, fatal) = tokio::sync::mpsc::unbounded_channel();
     for server in &config.servers {
         for inactive in &server.inactive {
             warn!(
@@ -190,6 +204,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let ctx = StartContext {
             listen_ips,
             self_addrs,
+            fatal: Some(fatal_tx.clone()),
         };
         for plugin in server.chain.plugins() {
             tasks.extend(plugin.start(&ctx));
@@ -199,6 +214,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         servers,
         tasks,
         config,
+        fatal,
     })
 }
 
@@ -216,7 +232,7 @@ fn interface_ips() -> Vec<IpAddr> {
 /// Loads the Corefile, serves until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let config = load_config(&opts.conf, opts.dns_port)?;
-    let running = start(config).await?;
+    let mut running = start(config).await?;
     if !opts.quiet {
         // CoreDNS prints these on stdout, undecorated; scripts and humans look for them.
         for line in running.server_lines() {
@@ -225,7 +241,17 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         println!("{}", version_line());
         println!("{}", platform_line());
     }
-    wait_for_signal().await?;
+    let fatal = tokio::select! {
+        signal = wait_for_signal() => {
+            signal?;
+            None
+        }
+        message = running.fatal() => Some(message),
+    };
+    if let Some(message) = fatal {
+        // As CoreDNS's log.Fatal: no graceful drain, the queries in flight are part of the fault.
+        return Err(Error::Fatal(message));
+    }
     info!("shutting down");
     running.shutdown().await;
     Ok(())

@@ -212,6 +212,9 @@ pub struct StartContext {
     /// Where a query sent by the server to itself reaches this block: one address per key, with
     /// the bound port (the loopback address when the block listens on every address).
     pub self_addrs: Vec<SocketAddr>,
+    /// Reports an error the process cannot continue after (a forwarding loop): `run` returns it
+    /// and the binary exits non-zero. `None` where nobody listens (unit tests).
+    pub fatal: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// The rest of the chain after the current plugin.
@@ -422,7 +425,7 @@ static REGISTRY: &[Registration] = &[
         name: "forward",
         setup: forward::setup,
         repeatable: true,
-        status: Status::ParseOnly,
+        status: Status::Partial("DNS over TLS and HTTPS upstreams"),
     },
     Registration {
         name: bind::NAME,

@@ -273,6 +273,7 @@ async fn start_learns_own_non_loopback_addresses_for_ns() {
     let tasks = s.plugin.start(&StartContext {
         listen_ips: ips,
         self_addrs: Vec::new(),
+        ..StartContext::default()
     });
     assert!(tasks.is_empty(), "no source, no background task");
     let r = resolver(upstream_a);
