@@ -419,7 +419,7 @@ static REGISTRY: &[Registration] = &[
         name: "loop",
         setup: loop_detect::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "forward",

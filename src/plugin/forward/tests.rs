@@ -53,7 +53,9 @@ fn transport_follows_the_client_unless_forced() {
     let plain = Forward::new(config("forward . 127.0.0.1:1"));
     assert_eq!(plain.proto(Transport::Udp), Proto::Udp);
     assert_eq!(plain.proto(Transport::Tcp), Proto::Tcp);
-    let tcp = Forward::new(config("forward . 127.0.0.1:1 {\n  force_tcp\n  prefer_udp\n}"));
+    let tcp = Forward::new(config(
+        "forward . 127.0.0.1:1 {\n  force_tcp\n  prefer_udp\n}",
+    ));
     assert_eq!(tcp.proto(Transport::Udp), Proto::Tcp);
     let udp = Forward::new(config("forward . 127.0.0.1:1 {\n  prefer_udp\n}"));
     assert_eq!(udp.proto(Transport::Tcp), Proto::Udp);
@@ -105,14 +107,23 @@ async fn udp_exchange_skips_wrong_ids_and_matches_the_question() {
         let mut buf = [0u8; 512];
         let (n, from) = server.recv_from(&mut buf).await.unwrap();
         let req = Message::from_vec(&buf[..n]).unwrap();
-        assert_eq!(req.metadata.id, 0xbeef, "the id given to exchange is on the wire");
+        assert_eq!(
+            req.metadata.id, 0xbeef,
+            "the id given to exchange is on the wire"
+        );
         // First a reply with another id (ignored), then the real one.
         let mut wrong = req.clone().into_response();
         wrong.metadata.id = 1;
-        server.send_to(&wrong.to_vec().unwrap(), from).await.unwrap();
+        server
+            .send_to(&wrong.to_vec().unwrap(), from)
+            .await
+            .unwrap();
         let mut right = req.into_response();
         right.metadata.response_code = ResponseCode::Refused;
-        server.send_to(&right.to_vec().unwrap(), from).await.unwrap();
+        server
+            .send_to(&right.to_vec().unwrap(), from)
+            .await
+            .unwrap();
     };
     let request = Request {
         bytes: &bytes,

@@ -253,7 +253,11 @@ impl Connections {
             let mut len = [0u8; 2];
             let read = stream.read_exact(&mut len).await;
             if let Err(e) = read {
-                return Err(if first { closed(e) } else { self.io(Proto::Tcp)(e) });
+                return Err(if first {
+                    closed(e)
+                } else {
+                    self.io(Proto::Tcp)(e)
+                });
             }
             first = false;
             let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
