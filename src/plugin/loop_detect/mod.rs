@@ -1,6 +1,6 @@
 //! The `loop` plugin: at start-up it queries its own server for a random name and stops the
 //! process if that query comes back through the chain more than twice (a forwarding loop).
-#![doc = include_str!("loop_README.md")]
+#![doc = include_str!("README.md")]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
