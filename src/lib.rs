@@ -233,6 +233,8 @@ fn interface_ips() -> Vec<IpAddr> {
 pub async fn run(opts: RunOptions) -> Result<(), Error> {
     let config = load_config(&opts.conf, opts.dns_port)?;
     let mut running = start(config).await?;
+    // Handlers first: a supervisor may send SIGTERM as soon as it sees the banner.
+    let signals = Signals::new()?;
     if !opts.quiet {
         // CoreDNS prints these on stdout, undecorated; scripts and humans look for them.
         for line in running.server_lines() {
@@ -242,10 +244,7 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
         println!("{}", platform_line());
     }
     let fatal = tokio::select! {
-        signal = wait_for_signal() => {
-            signal?;
-            None
-        }
+        () = signals.wait() => None,
         message = running.fatal() => Some(message),
     };
     if let Some(message) = fatal {
@@ -257,16 +256,28 @@ pub async fn run(opts: RunOptions) -> Result<(), Error> {
     Ok(())
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn wait_for_signal() -> Result<(), Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment this is made.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, Error> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(Error::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(Error::Signal)?,
+        })
     }
-    Ok(())
+
+    /// Resolves on the first SIGTERM or SIGINT.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// One plugin this build knows, for `-plugins`.
