@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,8 @@ pub(crate) struct Seen {
 
 struct State {
     mode: AtomicU8,
+    /// Bumped by `close_connections`: connections accepted before close at their next query.
+    generation: AtomicU64,
     tag: u8,
     seen: Mutex<Vec<Seen>>,
 }
@@ -108,6 +110,7 @@ impl Upstream {
         let addr = udp.local_addr().expect("udp addr");
         let state = Arc::new(State {
             mode: AtomicU8::new(mode as u8),
+            generation: AtomicU64::new(0),
             tag,
             seen: Mutex::new(Vec::new()),
         });
@@ -120,6 +123,12 @@ impl Upstream {
 
     pub(crate) fn set_mode(&self, mode: Mode) {
         self.state.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// Makes every open TCP connection close (unanswered) when its next query arrives, as a
+    /// server that dropped idle connections; new connections are served normally.
+    pub(crate) fn close_connections(&self) {
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Every query received so far.
@@ -325,6 +334,7 @@ async fn serve_tcp(listener: TcpListener, state: Arc<State>) {
 }
 
 async fn serve_conn(mut stream: TcpStream, state: Arc<State>, peer: SocketAddr) {
+    let generation = state.generation.load(Ordering::SeqCst);
     loop {
         let mut len = [0u8; 2];
         if stream.read_exact(&mut len).await.is_err() {
@@ -334,7 +344,9 @@ async fn serve_conn(mut stream: TcpStream, state: Arc<State>, peer: SocketAddr) 
         if stream.read_exact(&mut msg).await.is_err() {
             return;
         }
-        if Mode::from_u8(state.mode.load(Ordering::SeqCst)) == Mode::CloseTcp {
+        if Mode::from_u8(state.mode.load(Ordering::SeqCst)) == Mode::CloseTcp
+            || state.generation.load(Ordering::SeqCst) != generation
+        {
             return;
         }
         if let Some(reply) = respond(&msg, &state, true, peer) {
