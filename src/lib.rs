@@ -78,6 +78,9 @@ pub enum Error {
     },
     #[error("cannot wait for signals: {0}")]
     Signal(#[source] std::io::Error),
+    /// A plugin found a condition the server must not run on (a forwarding loop).
+    #[error("{0}")]
+    Fatal(String),
 }
 
 impl Error {
@@ -86,7 +89,7 @@ impl Error {
         match self {
             Error::Corefile(e) => e.location(),
             Error::Config(e) => Some(e.location()),
-            Error::Listen { .. } | Error::Signal(_) => None,
+            Error::Listen { .. } | Error::Signal(_) | Error::Fatal(_) => None,
         }
     }
 }
@@ -125,6 +128,10 @@ pub struct Running {
     /// HTTP paths served by the plugins, with their bound addresses.
     http: Vec<(String, SocketAddr)>,
     config: Config,
+    /// Fatal errors reported by plugins (a forwarding loop); the sender is handed to every
+    /// plugin started, at start-up and on each reload.
+    fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
+    fatal_tx: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Running {
@@ -170,7 +177,7 @@ impl Running {
             addr: e.addr,
             source: e.source,
         })?;
-        let (tasks, http) = start_plugins(&config, &self.servers);
+        let (tasks, http) = start_plugins(&config, &self.servers, &self.fatal_tx);
         if let Some(error) = http.take_error() {
             // DNS already serves the new configuration; an HTTP endpoint (health, ready,
             // metrics) on a new address could not be bound. Say so once, loudly.
@@ -181,6 +188,15 @@ impl Running {
         let old_tasks = std::mem::replace(&mut self.tasks, tasks);
         tokio::spawn(retire(old_config, old_tasks, retired));
         Ok(())
+    }
+
+    /// Resolves with the first fatal error a plugin reports (e.g. `loop` found a forwarding loop);
+    /// never resolves if there is none.
+    pub async fn fatal(&mut self) -> String {
+        match self.fatal.recv().await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops accepting queries, lets those in flight finish, stops plugins' tasks.
@@ -227,7 +243,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             addr: e.addr,
             source: e.source,
         })?;
-    let (tasks, http) = start_plugins(&config, &servers);
+    let (fatal_tx, fatal) = tokio::sync::mpsc::unbounded_channel();
+    let (tasks, http) = start_plugins(&config, &servers, &fatal_tx);
     if let Some(error) = http.take_error() {
         for task in tasks {
             task.abort();
@@ -243,6 +260,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         tasks,
         http: http.endpoints(),
         config,
+        fatal,
+        fatal_tx,
     })
 }
 
@@ -251,6 +270,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
 fn start_plugins(
     config: &Config,
     servers: &server::Servers,
+    fatal_tx: &tokio::sync::mpsc::UnboundedSender<String>,
 ) -> (Vec<tokio::task::JoinHandle<()>>, Arc<http::Started>) {
     let mut interfaces: Option<Vec<IpAddr>> = None;
     let mut tasks = Vec::new();
@@ -300,6 +320,7 @@ fn start_plugins(
             plugins: server.chain.plugins().to_vec(),
             servers: labels,
             http: Arc::clone(&http),
+            fatal: Some(fatal_tx.clone()),
         };
         for plugin in server.chain.plugins() {
             tasks.extend(plugin.start(&ctx));

@@ -253,6 +253,11 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
+            message = running.fatal() => {
+                // As CoreDNS's log.Fatal: no lame duck, no drain; the queries in flight are
+                // part of the fault.
+                return Err(Error::Fatal(message));
+            }
             _ = usr1.recv() => {
                 reloader.check(&mut running, true).await;
             }

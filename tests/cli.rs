@@ -37,7 +37,7 @@ fn plugins_lists_the_registry() {
         out.stdout
     );
     assert!(out.stdout.contains("\nOther plugins:\n"), "{}", out.stdout);
-    for name in ["bind", "log", "whoami", "reload", "health", "ready"] {
+    for name in ["bind", "log", "whoami", "reload", "health", "ready", "loop"] {
         assert!(
             out.stdout.lines().any(|l| l == format!("  dns.{name}")),
             "{name} missing: {}",
@@ -45,7 +45,7 @@ fn plugins_lists_the_registry() {
         );
     }
     // Plugins that only parse say so; none pretends to work.
-    for name in ["forward", "cache", "loop"] {
+    for name in ["cache"] {
         let line = format!("  dns.{name} (parses and validates; not active yet)");
         assert!(
             out.stdout.lines().any(|l| l == line),
@@ -53,6 +53,13 @@ fn plugins_lists_the_registry() {
             out.stdout
         );
     }
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "  dns.forward (not active yet: DNS over TLS and HTTPS upstreams)"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout
             .lines()

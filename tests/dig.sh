@@ -546,6 +546,137 @@ printf '%s\n' "$METRICS" | grep -q "^coredns_dns_requests_total{.*server=\"dns:/
 	err "no coredns_dns_requests_total for type A on dns://127.0.0.1:$OPS_DNS"
 printf '%s\n' "$METRICS" | grep -q '^process_cpu_seconds_total ' || err "no process metrics"
 end
+# ------------------------------------------------ forward: the kubeadm Corefile and dnsmasq
+# A second server runs corefile/Corefile.kubeadm adapted to loopback (random ports, bind
+# 127.0.0.1, `forward . 127.0.0.1:DNSMASQ_PORT` instead of /etc/resolv.conf) with dnsmasq as its
+# upstream serving external.test (and NXDOMAIN for nx.test); names outside the cluster zone must
+# resolve through it.
+echo "-- forward (kubeadm Corefile, dnsmasq upstream)"
+command -v dnsmasq >/dev/null 2>&1 ||
+	die "dnsmasq not found; install dnsmasq-base: apt-get install -y dnsmasq-base"
+DNSMASQ_PID=""
+FWD_PID=""
+stop_forward_servers() {
+	local pid
+	for pid in "$FWD_PID" "$DNSMASQ_PID"; do
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+		fi
+	done
+	FWD_PID=""
+	DNSMASQ_PID=""
+}
+trap 'stop_forward_servers; cleanup' EXIT
+
+# start_dnsmasq: on a random port, retried on a clash; sets DNSMASQ_PORT.
+start_dnsmasq() {
+	local attempt
+	for attempt in 1 2 3 4 5; do
+		DNSMASQ_PORT=$((20000 + RANDOM % 40000))
+		# --keep-in-foreground, not --no-daemon: in debug mode dnsmasq serves TCP inline, and a
+		# pooled upstream TCP connection would block its UDP service.
+		dnsmasq --keep-in-foreground --port "$DNSMASQ_PORT" --listen-address 127.0.0.1 --bind-interfaces \
+			--no-resolv --no-hosts --pid-file= --user="$(id -un)" --group="$(id -gn)" \
+			--address=/external.test/192.0.2.10 --address=/nx.test/ --local-ttl=30 --log-facility=- >"$WORK/dnsmasq.log" 2>&1 &
+		DNSMASQ_PID=$!
+		local deadline=$((SECONDS + 10))
+		while [ "$SECONDS" -lt "$deadline" ]; do
+			kill -0 "$DNSMASQ_PID" 2>/dev/null || break
+			if dig @127.0.0.1 -p "$DNSMASQ_PORT" +time=1 +tries=1 +short external.test A 2>/dev/null |
+				grep -qx '192.0.2.10'; then
+				return 0
+			fi
+			sleep 0.1
+		done
+		kill "$DNSMASQ_PID" 2>/dev/null
+		wait "$DNSMASQ_PID" 2>/dev/null
+		DNSMASQ_PID=""
+	done
+	sed 's/^/  | /' "$WORK/dnsmasq.log" >&2
+	die "dnsmasq did not start"
+}
+
+# start_forward_server: the adapted kubeadm Corefile on a random port; sets FWD_PORT.
+start_forward_server() {
+	local attempt base=$((20000 + RANDOM % 40000))
+	for attempt in 1 2 3 4 5; do
+		FWD_PORT=$((20000 + RANDOM % 40000))
+		mkdir -p "$WORK/kubeadm"
+		sed -e "s/^\.:53 {/.:$FWD_PORT {\n    bind 127.0.0.1/" \
+			-e "s|forward \. /etc/resolv\.conf|forward . 127.0.0.1:$DNSMASQ_PORT|" \
+			-e "s/prometheus :9153/prometheus 127.0.0.1:$((base + 1))/" \
+			-e "s/^\(    health\) {/\1 127.0.0.1:$((base + 2)) {/" \
+			-e "s/^\(    ready\)$/\1 127.0.0.1:$((base + 3))/" \
+			"$ROOT/corefile/Corefile.kubeadm" >"$WORK/kubeadm/Corefile" ||
+			die "cannot write the kubeadm Corefile"
+		grep -q "forward . 127.0.0.1:$DNSMASQ_PORT" "$WORK/kubeadm/Corefile" ||
+			die "Corefile.kubeadm has no 'forward . /etc/resolv.conf' line to rewrite"
+		(cd "$WORK/kubeadm" && exec "$BIN" -conf "$WORK/kubeadm/Corefile") >"$WORK/kubeadm.log" 2>&1 &
+		FWD_PID=$!
+		local deadline=$((SECONDS + 15))
+		while [ "$SECONDS" -lt "$deadline" ]; do
+			kill -0 "$FWD_PID" 2>/dev/null || break
+			if dig @127.0.0.1 -p "$FWD_PORT" +time=1 +tries=1 +short external.test A 2>/dev/null |
+				grep -qx '192.0.2.10'; then
+				printf 'kubeadm server up on 127.0.0.1:%s, dnsmasq on 127.0.0.1:%s\n' \
+					"$FWD_PORT" "$DNSMASQ_PORT"
+				return 0
+			fi
+			sleep 0.2
+		done
+		if kill -0 "$FWD_PID" 2>/dev/null || ! grep -qi 'address already in use' "$WORK/kubeadm.log"; then
+			sed 's/^/  | /' "$WORK/kubeadm.log" >&2
+			die "the kubeadm server did not answer external.test"
+		fi
+		wait "$FWD_PID" 2>/dev/null
+		FWD_PID=""
+		base=$((20000 + RANDOM % 40000))
+	done
+	die "could not start the kubeadm server after 5 attempts"
+}
+
+# The answer section without TTLs (a cache in front may age them).
+expect_answer_ttl_masked() {
+	local got want
+	got=$(printf '%s\n' "$ANSWER" | awk 'NF { $2 = "TTL"; print }')
+	want=$(records "$@" | awk 'NF { $2 = "TTL"; print }')
+	[ "$got" = "$want" ] || err "answer section: want [${want//$'\n'/ | }], got [${got//$'\n'/ | }]"
+}
+
+start_dnsmasq
+start_forward_server
+WALK_PORT=$PORT
+PORT=$FWD_PORT
+begin "forward: A external.test through the kubeadm Corefile resolves via dnsmasq"
+q external.test A
+expect_status NOERROR
+expect_answer_ttl_masked "external.test. 30 IN A 192.0.2.10"
+[[ " $FLAGS " == *" ra "* ]] || err "flags: want ra from dnsmasq, got '$FLAGS'"
+end
+begin "forward: A external.test over TCP"
+q external.test A +tcp
+expect_status NOERROR
+expect_answer_ttl_masked "external.test. 30 IN A 192.0.2.10"
+expect_transport TCP
+end
+begin "forward: A Sub.External.TEST keeps the query's case"
+q Sub.External.TEST A
+expect_status NOERROR
+expect_answer_ttl_masked "Sub.External.TEST. 30 IN A 192.0.2.10"
+end
+begin "forward: A a.nx.test: dnsmasq's NXDOMAIN passed on"
+q a.nx.test A
+expect_status NXDOMAIN
+expect_answer
+end
+begin "forward: kubeadm server still running (no loop false alarm)"
+kill -0 "$FWD_PID" 2>/dev/null || err "server exited; log: $(tail -n 5 "$WORK/kubeadm.log")"
+OUT=""
+end
+PORT=$WALK_PORT
+stop_forward_servers
+# ------------------------------------------------------------- end of the forward section
 
 echo
 echo "$PASSED passed, $FAILED failed"

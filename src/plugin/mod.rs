@@ -230,6 +230,9 @@ pub struct StartContext {
     /// Where a query sent by the server to itself reaches this block: one address per key, with
     /// the bound port (the loopback address when the block listens on every address).
     pub self_addrs: Vec<SocketAddr>,
+    /// Reports an error the process cannot continue after (a forwarding loop): `run` returns it
+    /// and the binary exits non-zero. `None` where nobody listens (unit tests).
+    pub fatal: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// The plugins of the block's chain (`ready` asks each for its readiness).
     pub plugins: Vec<Arc<dyn Plugin>>,
     /// Per key of the block: its zone and CoreDNS's `server` metric label (`dns://:53`,
@@ -507,13 +510,13 @@ static REGISTRY: &[Registration] = &[
         name: "loop",
         setup: loop_detect::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "forward",
         setup: forward::setup,
         repeatable: true,
-        status: Status::ParseOnly,
+        status: Status::Partial("DNS over TLS and HTTPS upstreams"),
     },
     Registration {
         name: bind::NAME,

@@ -309,3 +309,4 @@ pub(crate) fn corefile_dir(text: &str) -> tempfile::TempDir {
     f.write_all(text.as_bytes()).expect("write Corefile");
     dir
 }
+pub(crate) mod upstream;

@@ -1,7 +1,6 @@
 //! `forward FROM TO... [{ options }]` to a [`ForwardConfig`], with CoreDNS's defaults and checks.
 //! Reads resolv.conf-format files named as upstreams; touches no socket.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,16 +24,6 @@ pub(crate) enum Policy {
     Random,
     RoundRobin,
     Sequential,
-}
-
-impl Policy {
-    fn as_str(self) -> &'static str {
-        match self {
-            Policy::Random => "random",
-            Policy::RoundRobin => "round_robin",
-            Policy::Sequential => "sequential",
-        }
-    }
 }
 
 /// Files of the `tls [CERT KEY [CA]]` option, resolved against the Corefile's directory.
@@ -103,20 +92,6 @@ impl ForwardConfig {
             max_idle_conns: 0,
             failfast_all_unhealthy_upstreams: false,
         }
-    }
-
-    /// What the directive would do, for the start-up log of inactive directives.
-    pub(crate) fn describe(&self) -> String {
-        let mut text = format!("forward queries for {} to", self.from);
-        for upstream in &self.upstreams {
-            let _ = write!(text, " {upstream}");
-        }
-        let _ = write!(text, " (policy {}", self.policy.as_str());
-        if self.max_concurrent > 0 {
-            let _ = write!(text, ", max_concurrent {}", self.max_concurrent);
-        }
-        text.push(')');
-        text
     }
 }
 
@@ -775,7 +750,7 @@ mod tests {
     }
 
     #[test]
-    fn setup_registers_inactive() {
+    fn setup_adds_the_plugin() {
         let cf = parse_str_with_env(
             ".:53 {\n  forward . 1.1.1.1 {\n    max_concurrent 1000\n  }\n}",
             "Corefile",
@@ -786,14 +761,8 @@ mod tests {
         let mut block = crate::plugin::BlockSetup::default();
         let d = &cf.blocks[0].directives[0];
         super::super::setup(&mut Dispenser::new(d), &mut block).expect("valid");
-        assert!(block.plugins.is_empty());
-        assert_eq!(block.inactive.len(), 1);
-        let (location, name, what) = &block.inactive[0];
-        assert_eq!(location.to_string(), "Corefile:2:3");
-        assert_eq!(*name, "forward");
-        assert_eq!(
-            what,
-            "forward queries for . to 1.1.1.1:53 (policy random, max_concurrent 1000)"
-        );
+        assert!(block.inactive.is_empty());
+        let names: Vec<_> = block.plugins.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["forward"]);
     }
 }
