@@ -40,7 +40,6 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
     for plugin in [
         "kubernetes",
         "forward",
-        "cache",
         "health",
         "prometheus",
         "loop",

@@ -410,7 +410,7 @@ static REGISTRY: &[Registration] = &[
         name: "cache",
         setup: cache::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "loop",
