@@ -45,14 +45,7 @@ fn plugins_lists_the_registry() {
         );
     }
     // Plugins that only parse say so; none pretends to work.
-    for name in [
-        "forward",
-        "loop",
-        "health",
-        "ready",
-        "prometheus",
-        "reload",
-    ] {
+    for name in ["forward", "loop", "health", "ready", "prometheus", "reload"] {
         let line = format!("  dns.{name} (parses and validates; not active yet)");
         assert!(
             out.stdout.lines().any(|l| l == line),

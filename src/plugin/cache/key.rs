@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn key_is_case_insensitive_and_keeps_do_and_cd_apart() {
         let plain = key_of("Svc.Default.svc.cluster.local.", false, false);
-        assert_eq!(plain, key_of("svc.default.svc.cluster.local.", false, false));
+        assert_eq!(
+            plain,
+            key_of("svc.default.svc.cluster.local.", false, false)
+        );
         assert_ne!(plain, key_of("svc.default.svc.cluster.local.", true, false));
         assert_ne!(plain, key_of("svc.default.svc.cluster.local.", false, true));
         assert_ne!(
@@ -137,7 +140,12 @@ mod tests {
 
     #[test]
     fn borrowed_key_hashes_and_compares_like_the_owned_one() {
-        let q = query_for("Web.NS.svc.cluster.local.", "127.0.0.1:1", Transport::Udp, &NoResolve);
+        let q = query_for(
+            "Web.NS.svc.cluster.local.",
+            "127.0.0.1:1",
+            Transport::Udp,
+            &NoResolve,
+        );
         let borrowed = KeyRef::of(&q);
         let owned = borrowed.to_key();
         let s = RandomState::new();

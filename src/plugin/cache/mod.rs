@@ -34,9 +34,10 @@ const NAME: &str = "cache";
 /// Parses a `cache` directive and adds the cache to the block's chain.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     let config = parse(d, &block.zones)?;
-    block
-        .plugins
-        .push(Arc::new(CachePlugin::new(config, Arc::new(SystemClock::new()))));
+    block.plugins.push(Arc::new(CachePlugin::new(
+        config,
+        Arc::new(SystemClock::new()),
+    )));
     Ok(())
 }
 
@@ -127,7 +128,8 @@ fn slot(kind: Kind) -> usize {
 impl Handles {
     fn new(server: &str, zones: &str) -> Self {
         let by_kind = |vec: &IntCounterVec| {
-            [Kind::Success, Kind::Denial].map(|k| vec.with_label_values(&[server, k.label(), zones, ""]))
+            [Kind::Success, Kind::Denial]
+                .map(|k| vec.with_label_values(&[server, k.label(), zones, ""]))
         };
         let plain = |vec: &IntCounterVec| vec.with_label_values(&[server, zones, ""]);
         // Registered (with a zero) so the family is visible before the first drop.
@@ -233,7 +235,11 @@ impl Inner {
         self.config.zones.iter().any(|z| z.zone_of(name))
     }
 
-    async fn serve(self: &Arc<Self>, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
+    async fn serve(
+        self: &Arc<Self>,
+        query: &Query<'_>,
+        next: Next<'_>,
+    ) -> Result<Answer, PluginError> {
         if !self.in_zones(&query.lower) {
             return next.run(query).await;
         }
@@ -288,6 +294,9 @@ impl Inner {
     ) -> Result<Answer, PluginError> {
         let owned = key.to_key();
         let dnssec_ok = owned.dnssec_ok();
+        // The caller whose call went down the chain gets the answer as it came back (its own
+        // flags); callers that waited for it get the stored entry.
+        let mut fresh = None;
         let flight = self
             .store
             .success
@@ -300,6 +309,7 @@ impl Inner {
                             Some(entry) if entry.kind == Kind::Success => {
                                 self.metrics.get().entries[0].inc();
                                 self.store.denial.invalidate(&owned).await;
+                                fresh = Some(answer);
                                 Ok(entry)
                             }
                             Some(entry) => {
@@ -313,8 +323,9 @@ impl Inner {
                 }
             })
             .await;
-        match flight {
-            Ok(entry) => {
+        match (flight, fresh) {
+            (Ok(_), Some(answer)) => Ok(answer),
+            (Ok(entry), None) => {
                 let now = self.clock.now_ms();
                 let ttl = if self.config.keepttl {
                     entry.ttl
@@ -323,7 +334,7 @@ impl Inner {
                 };
                 Ok(entry.answer(&query.name, ttl, dnssec_ok))
             }
-            Err(shared) => match &*shared {
+            (Err(shared), _) => match &*shared {
                 Flight::Answer(answer) => Ok(Answer {
                     answers: store::copy(&answer.answers, &query.name, None),
                     authorities: store::copy(&answer.authorities, &query.name, None),
@@ -389,7 +400,10 @@ impl Inner {
         }
         let hits = entry.hit(now, p.duration);
         let threshold = (u64::from(entry.ttl) * u64::from(p.percentage)).div_ceil(100);
-        if hits >= p.amount && remaining.unsigned_abs() <= threshold && self.spawn_refresh(entry, query, next) {
+        if hits >= p.amount
+            && remaining.unsigned_abs() <= threshold
+            && self.spawn_refresh(entry, query, next)
+        {
             self.metrics.get().prefetch.inc();
         }
     }
@@ -397,7 +411,12 @@ impl Inner {
     /// Refreshes `entry` in the background (one refresh per entry at a time). The refresh runs
     /// the rest of the chain with a copy of the question; it cannot re-enter the server, so an
     /// answer that needed to (an ExternalName target) is not stored.
-    fn spawn_refresh(self: &Arc<Self>, entry: &Arc<Entry>, query: &Query<'_>, next: Next<'_>) -> bool {
+    fn spawn_refresh(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        query: &Query<'_>,
+        next: Next<'_>,
+    ) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return false;
         };

@@ -185,13 +185,23 @@ mod tests {
         let q = "a.example.org.";
         let ok = answer(ResponseCode::NoError, vec![a(q, 300), a(q, 60)], vec![]);
         let d = decide_for(&c, q, RecordType::A, &ok);
-        assert_eq!(d, Decision { kind: Some(Kind::Success), ttl: 60, store: true });
+        assert_eq!(
+            d,
+            Decision {
+                kind: Some(Kind::Success),
+                ttl: 60,
+                store: true
+            }
+        );
         // Below the minimum (5 s): raised; above the maximum (`cache 30`): capped.
         let zero = answer(ResponseCode::NoError, vec![a(q, 0)], vec![]);
         assert_eq!(decide_for(&c, q, RecordType::A, &zero).ttl, 5);
         let long = answer(ResponseCode::NoError, vec![a(q, 86400)], vec![]);
         assert_eq!(decide_for(&c, q, RecordType::A, &long).ttl, 3600);
-        assert_eq!(decide_for(&config("cache 30"), q, RecordType::A, &long).ttl, 30);
+        assert_eq!(
+            decide_for(&config("cache 30"), q, RecordType::A, &long).ttl,
+            30
+        );
         let tiers = config("cache {\n success 2000 100 50\n}");
         assert_eq!(decide_for(&tiers, q, RecordType::A, &zero).ttl, 50);
         assert_eq!(decide_for(&tiers, q, RecordType::A, &long).ttl, 100);
@@ -199,7 +209,11 @@ mod tests {
         let empty = answer(ResponseCode::NoError, vec![], vec![]);
         assert_eq!(
             decide_for(&c, q, RecordType::A, &empty),
-            Decision { kind: Some(Kind::Success), ttl: 5, store: true }
+            Decision {
+                kind: Some(Kind::Success),
+                ttl: 5,
+                store: true
+            }
         );
     }
 
@@ -210,14 +224,22 @@ mod tests {
         let nx = answer(ResponseCode::NXDomain, vec![], vec![soa(30, 600)]);
         assert_eq!(
             decide_for(&c, q, RecordType::A, &nx),
-            Decision { kind: Some(Kind::Denial), ttl: 30, store: true }
+            Decision {
+                kind: Some(Kind::Denial),
+                ttl: 30,
+                store: true
+            }
         );
         let nx = answer(ResponseCode::NXDomain, vec![], vec![soa(600, 20)]);
         assert_eq!(decide_for(&c, q, RecordType::A, &nx).ttl, 20);
         let nodata = answer(ResponseCode::NoError, vec![], vec![soa(3600, 3600)]);
         assert_eq!(
             decide_for(&c, q, RecordType::AAAA, &nodata),
-            Decision { kind: Some(Kind::Denial), ttl: 1800, store: true }
+            Decision {
+                kind: Some(Kind::Denial),
+                ttl: 1800,
+                store: true
+            }
         );
         let capped = config("cache {\n denial 2000 10 2\n}");
         assert_eq!(decide_for(&capped, q, RecordType::A, &nx).ttl, 10);
@@ -228,9 +250,21 @@ mod tests {
         let c = config("cache");
         let q = "x.example.org.";
         // NXDOMAIN without SOA, REFUSED, FORMERR: other errors.
-        for rcode in [ResponseCode::NXDomain, ResponseCode::Refused, ResponseCode::FormErr] {
+        for rcode in [
+            ResponseCode::NXDomain,
+            ResponseCode::Refused,
+            ResponseCode::FormErr,
+        ] {
             let d = decide_for(&c, q, RecordType::A, &answer(rcode, vec![], vec![]));
-            assert_eq!(d, Decision { kind: None, ttl: 0, store: false }, "{rcode:?}");
+            assert_eq!(
+                d,
+                Decision {
+                    kind: None,
+                    ttl: 0,
+                    store: false
+                },
+                "{rcode:?}"
+            );
         }
         // Truncated.
         let mut tc = answer(ResponseCode::NoError, vec![a(q, 60)], vec![]);
@@ -261,7 +295,14 @@ mod tests {
         let q = "x.example.org.";
         let fail = answer(ResponseCode::ServFail, vec![], vec![]);
         let d = decide_for(&config("cache"), q, RecordType::A, &fail);
-        assert_eq!(d, Decision { kind: Some(Kind::Denial), ttl: 5, store: true });
+        assert_eq!(
+            d,
+            Decision {
+                kind: Some(Kind::Denial),
+                ttl: 5,
+                store: true
+            }
+        );
         let off = config("cache {\n servfail 0\n}");
         assert!(!decide_for(&off, q, RecordType::A, &fail).store);
         let long = config("cache {\n servfail 1m\n}");
@@ -273,17 +314,44 @@ mod tests {
     fn delegations_are_success() {
         let c = config("cache");
         let q = "www.sub.example.org.";
-        let ns = Record::from_rdata(name("sub.example.org."), 120, RData::NS(NS(name("ns1.sub.example.org."))));
-        let d = decide_for(&c, q, RecordType::A, &answer(ResponseCode::NoError, vec![], vec![ns]));
-        assert_eq!(d, Decision { kind: Some(Kind::Success), ttl: 120, store: true });
+        let ns = Record::from_rdata(
+            name("sub.example.org."),
+            120,
+            RData::NS(NS(name("ns1.sub.example.org."))),
+        );
+        let d = decide_for(
+            &c,
+            q,
+            RecordType::A,
+            &answer(ResponseCode::NoError, vec![], vec![ns]),
+        );
+        assert_eq!(
+            d,
+            Decision {
+                kind: Some(Kind::Success),
+                ttl: 120,
+                store: true
+            }
+        );
     }
 
     #[test]
     fn disabled_zones_are_not_stored_but_still_rewritten() {
         let c = config("cache {\n disable success cluster.local\n disable denial example.org\n}");
-        let ok = answer(ResponseCode::NoError, vec![a("s.ns.svc.cluster.local.", 0)], vec![]);
+        let ok = answer(
+            ResponseCode::NoError,
+            vec![a("s.ns.svc.cluster.local.", 0)],
+            vec![],
+        );
         let d = decide_for(&c, "s.ns.svc.cluster.local.", RecordType::A, &ok);
-        assert_eq!(d, Decision { kind: Some(Kind::Success), ttl: 5, store: false });
+        assert_eq!(
+            d,
+            Decision {
+                kind: Some(Kind::Success),
+                ttl: 5,
+                store: false
+            }
+        );
         assert!(decide_for(&c, "x.example.org.", RecordType::A, &ok).store);
         let nx = answer(ResponseCode::NXDomain, vec![], vec![soa(30, 30)]);
         assert!(!decide_for(&c, "x.example.org.", RecordType::A, &nx).store);

@@ -221,7 +221,12 @@ impl moka::Expiry<Key, Arc<Entry>> for Expire {
     }
 }
 
-fn build(kind: Kind, capacity: usize, stale: Duration, on_remove: OnRemove) -> Cache<Key, Arc<Entry>> {
+fn build(
+    kind: Kind,
+    capacity: usize,
+    stale: Duration,
+    on_remove: OnRemove,
+) -> Cache<Key, Arc<Entry>> {
     let budget = u64::try_from(capacity)
         .unwrap_or(u64::MAX)
         .saturating_mul(u64::from(MIN_ENTRY_WEIGHT));
@@ -416,7 +421,12 @@ mod tests {
         let (on_remove, _) = counting();
         let store = Store::new(1024, 1024, Duration::ZERO, on_remove);
         let k = key("x.example.org.");
-        let denial = Arc::new(Entry::new(Kind::Denial, &Answer::new(ResponseCode::NXDomain), 5, 0));
+        let denial = Arc::new(Entry::new(
+            Kind::Denial,
+            &Answer::new(ResponseCode::NXDomain),
+            5,
+            0,
+        ));
         store.insert(k.clone(), Arc::clone(&denial)).await;
         let kr = KeyRef {
             name: &k.name,
@@ -425,7 +435,12 @@ mod tests {
             flags: k.flags,
         };
         assert_eq!(store.get(&kr).await.map(|e| e.kind), Some(Kind::Denial));
-        let success = Arc::new(Entry::new(Kind::Success, &answer_for("x.example.org.", 60), 60, 0));
+        let success = Arc::new(Entry::new(
+            Kind::Success,
+            &answer_for("x.example.org.", 60),
+            60,
+            0,
+        ));
         store.insert(k.clone(), Arc::clone(&success)).await;
         assert_eq!(store.len(Kind::Denial).await, 0);
         let got = store.get(&kr).await.expect("stored");
@@ -433,7 +448,12 @@ mod tests {
         // Removing the old (denial) entry does nothing; removing the current one works.
         store.remove_if_same(&k, &denial).await;
         assert!(store.get(&kr).await.is_some());
-        let newer = Arc::new(Entry::new(Kind::Success, &answer_for("x.example.org.", 60), 60, 0));
+        let newer = Arc::new(Entry::new(
+            Kind::Success,
+            &answer_for("x.example.org.", 60),
+            60,
+            0,
+        ));
         store.insert(k.clone(), Arc::clone(&newer)).await;
         store.remove_if_same(&k, &success).await;
         assert!(store.get(&kr).await.is_some(), "a newer entry stays");
