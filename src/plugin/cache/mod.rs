@@ -10,7 +10,7 @@ mod store;
 mod tests;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use async_trait::async_trait;
@@ -152,12 +152,51 @@ impl Handles {
 struct Metrics {
     handles: OnceLock<Handles>,
     zones: String,
+    /// This cache's share of the entries gauges (a reload may run two caches with one label set).
+    held: [AtomicI64; 2],
+    /// Set when the cache is dropped: its entries have left the gauges.
+    retired: AtomicBool,
 }
 
 impl Metrics {
+    fn new(zones: String) -> Self {
+        Metrics {
+            handles: OnceLock::new(),
+            zones,
+            held: [AtomicI64::new(0), AtomicI64::new(0)],
+            retired: AtomicBool::new(false),
+        }
+    }
+
     fn get(&self) -> &Handles {
         self.handles
             .get_or_init(|| Handles::new("dns://:53", &self.zones))
+    }
+
+    fn added(&self, kind: Kind) {
+        self.held[slot(kind)].fetch_add(1, Ordering::Relaxed);
+        self.get().entries[slot(kind)].inc();
+    }
+
+    fn removed(&self, kind: Kind, evicted: bool) {
+        if self.retired.load(Ordering::Acquire) {
+            return;
+        }
+        self.held[slot(kind)].fetch_sub(1, Ordering::Relaxed);
+        let h = self.get();
+        h.entries[slot(kind)].dec();
+        if evicted {
+            h.evictions[slot(kind)].inc();
+        }
+    }
+
+    /// Takes this cache's entries out of the gauges.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        for kind in [Kind::Success, Kind::Denial] {
+            let held = self.held[slot(kind)].swap(0, Ordering::Relaxed);
+            self.get().entries[slot(kind)].sub(held);
+        }
     }
 }
 
@@ -176,18 +215,9 @@ struct Inner {
 impl CachePlugin {
     pub(crate) fn new(config: CacheConfig, clock: Arc<dyn Clock>) -> Self {
         let zones: Vec<String> = config.zones.iter().map(ToString::to_string).collect();
-        let metrics = Arc::new(Metrics {
-            handles: OnceLock::new(),
-            zones: zones.join(","),
-        });
+        let metrics = Arc::new(Metrics::new(zones.join(",")));
         let m = Arc::clone(&metrics);
-        let on_remove: OnRemove = Arc::new(move |kind, evicted| {
-            let h = m.get();
-            h.entries[slot(kind)].dec();
-            if evicted {
-                h.evictions[slot(kind)].inc();
-            }
-        });
+        let on_remove: OnRemove = Arc::new(move |kind, evicted| m.removed(kind, evicted));
         let stale = config.serve_stale.map(|s| s.up_to).unwrap_or_default();
         let store = Store::new(
             config.success.capacity,
@@ -227,6 +257,12 @@ impl Plugin for CachePlugin {
             .handles
             .set(Handles::new(&server, &self.inner.metrics.zones));
         Vec::new()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.metrics.retire();
     }
 }
 
@@ -307,13 +343,13 @@ impl Inner {
                         let (answer, entry) = self.prepare(query, answer);
                         match entry {
                             Some(entry) if entry.kind == Kind::Success => {
-                                self.metrics.get().entries[0].inc();
+                                self.metrics.added(Kind::Success);
                                 self.store.denial.invalidate(&owned).await;
                                 fresh = Some(answer);
                                 Ok(entry)
                             }
                             Some(entry) => {
-                                self.metrics.get().entries[1].inc();
+                                self.metrics.added(Kind::Denial);
                                 self.store.insert(owned.clone(), entry).await;
                                 Err(Flight::Answer(answer))
                             }
@@ -376,7 +412,7 @@ impl Inner {
     async fn finish(&self, query: &Query<'_>, key: Key, answer: Answer) -> Answer {
         let (answer, entry) = self.prepare(query, answer);
         if let Some(entry) = entry {
-            self.metrics.get().entries[slot(entry.kind)].inc();
+            self.metrics.added(entry.kind);
             self.store.insert(key, entry).await;
         }
         answer

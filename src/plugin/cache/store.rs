@@ -417,6 +417,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn large_entries_lower_the_count_so_memory_stays_bounded() {
+        let (on_remove, _) = counting();
+        let store = Store::new(1024, 1024, Duration::ZERO, on_remove);
+        let mut big = answer_for("a.", 60);
+        big.answers = (0..=255)
+            .map(|i| {
+                Record::from_rdata(
+                    name("a-long-owner-name.example.org."),
+                    60,
+                    RData::A(A(Ipv4Addr::new(10, 0, 1, i))),
+                )
+            })
+            .collect();
+        let entry = Entry::new(Kind::Success, &big, 60, 0);
+        let weight = u64::from(entry.weight);
+        assert!(weight > 8 * u64::from(MIN_ENTRY_WEIGHT), "{weight}");
+        for i in 0..1024 {
+            let e = Arc::new(Entry::new(Kind::Success, &big, 60, 0));
+            store.insert(key(&format!("n{i}.example.org.")), e).await;
+        }
+        let held = store.len(Kind::Success).await;
+        // The budget is 1024 KiB of weight: far fewer than 1024 such entries fit.
+        assert!(
+            held * weight <= 1024 * u64::from(MIN_ENTRY_WEIGHT),
+            "held {held} of weight {weight}"
+        );
+        assert!(held > 0);
+    }
+
+    #[tokio::test]
     async fn insert_replaces_the_other_kind_and_remove_if_same_spares_newer_entries() {
         let (on_remove, _) = counting();
         let store = Store::new(1024, 1024, Duration::ZERO, on_remove);

@@ -514,4 +514,9 @@ async fn metrics_count_requests_hits_misses_and_entries() {
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
+    // A retired cache (reload, shutdown) takes its entries out of the gauge.
+    drop(s);
+    let text = crate::metrics::render();
+    let line = "coredns_cache_entries{server=\"dns://:5391\",type=\"success\",view=\"\",zones=\"metrics.test.\"} 0";
+    assert!(text.contains(line), "missing {line}\n{text}");
 }
