@@ -299,18 +299,19 @@ impl Inner {
             if let Some(stale) = self.config.serve_stale
                 && remaining.unsigned_abs() < stale.up_to.as_secs()
             {
-                m.hits[slot(entry.kind)].inc();
-                m.served_stale.inc();
                 if stale.verify {
                     // Ask first; the stale entry answers only if that fails.
                     if let Ok(answer) = next.run(query).await
                         && answer.rcode != ResponseCode::ServFail
                     {
+                        m.misses.inc();
                         return Ok(self.finish(query, key.to_key(), answer).await);
                     }
                 } else {
                     self.spawn_refresh(&entry, query, next);
                 }
+                m.hits[slot(entry.kind)].inc();
+                m.served_stale.inc();
                 return Ok(entry.answer(&query.name, 0, dnssec_ok));
             }
             self.store.remove_if_same(&key.to_key(), &entry).await;

@@ -520,3 +520,36 @@ async fn metrics_count_requests_hits_misses_and_entries() {
     let line = "coredns_cache_entries{server=\"dns://:5391\",type=\"success\",view=\"\",zones=\"metrics.test.\"} 0";
     assert!(text.contains(line), "missing {line}\n{text}");
 }
+
+#[tokio::test]
+async fn stale_answers_are_counted_and_verified_fresh_ones_are_misses() {
+    // Call 2 fails (SERVFAIL); the others answer.
+    let respond: Respond = Box::new(|query, n| {
+        if n == 2 {
+            return Ok(Answer::new(ResponseCode::ServFail));
+        }
+        Ok(Answer {
+            answers: vec![a_record(&query.name, 10, 1)],
+            ..Answer::new(ResponseCode::NoError)
+        })
+    });
+    let s = Setup::new("cache stale.test {\n serve_stale 1m verify\n}", respond);
+    s.cache.start(&StartContext {
+        listen_ips: vec![],
+        self_addrs: vec!["127.0.0.1:5392".parse().expect("addr")],
+    });
+    let query = q("web.stale.test.");
+    s.ok(&query).await;
+    s.advance(11);
+    assert_eq!(ttls(&s.ok(&query).await), vec![0]);
+    assert_eq!(ttls(&s.ok(&query).await), vec![10]);
+    let text = crate::metrics::render();
+    for line in [
+        "coredns_cache_served_stale_total{server=\"dns://:5392\",view=\"\",zones=\"stale.test.\"} 1",
+        "coredns_cache_misses_total{server=\"dns://:5392\",view=\"\",zones=\"stale.test.\"} 2",
+        "coredns_cache_hits_total{server=\"dns://:5392\",type=\"success\",view=\"\",zones=\"stale.test.\"} 1",
+        "coredns_cache_requests_total{server=\"dns://:5392\",view=\"\",zones=\"stale.test.\"} 3",
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+}
