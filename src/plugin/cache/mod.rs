@@ -317,6 +317,13 @@ impl Inner {
             self.store.remove_if_same(&key.to_key(), &entry).await;
         }
         m.misses.inc();
+        if query.request_size == 0 {
+            // An internal query (the server re-entering itself, e.g. for an ExternalName target)
+            // may be nested inside a miss on the same key: waiting for that miss would wait for
+            // itself, so internal queries never join or start a shared miss.
+            let answer = next.run(query).await?;
+            return Ok(self.finish(query, key.to_key(), answer).await);
+        }
         self.fetch(query, key, next).await
     }
 

@@ -553,3 +553,79 @@ async fn stale_answers_are_counted_and_verified_fresh_ones_are_misses() {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
 }
+
+/// Re-enters a chain the way the server does for internal queries (request size 0).
+struct Reenter {
+    chain: std::sync::OnceLock<Vec<Arc<dyn Plugin>>>,
+}
+
+#[async_trait]
+impl Resolve for Reenter {
+    async fn resolve(&self, name: Name, qtype: RecordType) -> Result<Answer, PluginError> {
+        let Some(chain) = self.chain.get() else {
+            return Err(PluginError::NoNextPlugin);
+        };
+        let mut query = query_for("unused.", "127.0.0.1:53", Transport::Udp, self);
+        query.lower = LowerName::new(&name);
+        query.name = name;
+        query.qtype = qtype;
+        query.request_size = 0;
+        Next { rest: chain }.run(&query).await
+    }
+}
+
+#[tokio::test]
+async fn an_internal_query_nested_in_a_miss_on_the_same_key_does_not_wait_for_itself() {
+    // The backend's first call asks the server (again through the cache) for the very same
+    // question, as an ExternalName loop across server blocks would.
+    let respond: Respond = Box::new(|query, n| {
+        Ok(Answer {
+            answers: vec![a_record(&query.name, 30, u8::try_from(n).unwrap_or(255))],
+            ..Answer::new(ResponseCode::NoError)
+        })
+    });
+    struct Nesting {
+        inner: Fake,
+    }
+    #[async_trait]
+    impl Plugin for Nesting {
+        fn name(&self) -> &'static str {
+            "forward"
+        }
+        async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
+            if query.request_size != 0 {
+                let _ = query
+                    .resolver
+                    .resolve(query.name.clone(), query.qtype)
+                    .await;
+            }
+            self.inner.serve(query, next).await
+        }
+    }
+    let config = parse_first("cache", |d| setup::parse(d, &[Name::root()])).expect("valid");
+    let cache: Arc<dyn Plugin> = Arc::new(CachePlugin::new(config, Arc::new(FakeClock::default())));
+    let backend = Arc::new(Nesting {
+        inner: Fake {
+            calls: AtomicUsize::new(0),
+            respond,
+            delay: Duration::ZERO,
+        },
+    });
+    let chain: Vec<Arc<dyn Plugin>> = vec![cache, backend.clone()];
+    let reenter = Reenter {
+        chain: std::sync::OnceLock::new(),
+    };
+    let _ = reenter.chain.set(chain.clone());
+    let query = query_for(
+        "loop.example.org.",
+        "127.0.0.1:40000",
+        Transport::Udp,
+        &reenter,
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(3), Next { rest: &chain }.run(&query))
+        .await
+        .expect("no self-wait")
+        .expect("an answer");
+    assert_eq!(answer.rcode, ResponseCode::NoError);
+    assert_eq!(backend.inner.calls.load(Ordering::SeqCst), 2);
+}
