@@ -207,7 +207,7 @@ impl moka::Expiry<Key, Arc<Entry>> for Expire {
         value: &Arc<Entry>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(Duration::from_secs(u64::from(value.ttl) + 1) + self.stale)
+        Some(Duration::from_secs(u64::from(value.ttl) + 1).saturating_add(self.stale))
     }
 
     fn expire_after_update(
