@@ -43,7 +43,7 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
     let mut inactive: Vec<&str> = server.inactive.iter().map(|i| i.plugin).collect();
     inactive.sort_unstable();
     inactive.dedup();
-    for plugin in ["kubernetes", "cache"] {
+    for plugin in ["kubernetes"] {
         assert!(
             inactive.contains(&plugin),
             "{plugin} not reported: {inactive:?}"

@@ -504,7 +504,7 @@ static REGISTRY: &[Registration] = &[
         name: "cache",
         setup: cache::setup,
         repeatable: false,
-        status: Status::ParseOnly,
+        status: Status::Active,
     },
     Registration {
         name: "loop",
