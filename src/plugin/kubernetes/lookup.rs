@@ -386,8 +386,7 @@ impl<'a> Lookup<'a> {
             && self
                 .ctx
                 .index
-                .namespace(namespace)
-                .is_some_and(|e| e.exists)
+                .namespace_exists(namespace)
     }
 
     /// The group's endpoints, none with `noendpoints` (EndpointSlices not watched).
@@ -543,8 +542,7 @@ impl<'a> Lookup<'a> {
             && !self
                 .ctx
                 .index
-                .namespace(r.namespace)
-                .is_some_and(|ns| ns.pod_ips.contains(&ip))
+                .has_pod(r.namespace, ip)
         {
             return Err(NameError);
         }
