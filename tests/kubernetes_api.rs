@@ -90,6 +90,16 @@ fn populate(api: &FakeApi) {
     );
 }
 
+/// The log lines of the source talking to `api` (the global capture is shared by all tests).
+fn logs_of(logs: &common::Logs, api: &FakeApi) -> String {
+    let needle = api.url();
+    logs.text()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn corefile(api: &FakeApi, options: &str) -> String {
     format!(
         ". {{\n    kubernetes cluster.local in-addr.arpa {{\n        endpoint {}\n{options}    }}\n}}\n",
@@ -197,7 +207,7 @@ async fn api_watch_events_are_reflected() {
 async fn api_answers_are_kept_while_the_server_is_down_and_resync_after_restart() {
     let api = FakeApi::start().await;
     populate(&api);
-    let (_guard, logs) = common::capture_logs();
+    let logs = common::global_logs();
     let server = start(&api, "").await;
     let addr = server.addr;
 
@@ -245,7 +255,7 @@ async fn api_answers_are_kept_while_the_server_is_down_and_resync_after_restart(
     );
     wait_for(addr, "c.ns.svc.cluster.local.", RecordType::A, &["10.96.0.4"]).await;
 
-    let text = logs.text();
+    let text = logs_of(&logs, &api);
     let failed = text.matches("Kubernetes API watch failed").count();
     assert!(failed >= 1, "outage not logged:\n{text}");
     // Two outages, three watched kinds: at most six, however many retries the backoff made.
@@ -319,12 +329,12 @@ async fn api_start_waits_for_the_first_list() {
     let api = FakeApi::start().await;
     populate(&api);
     api.slow_lists(Res::EndpointSlices, Duration::from_millis(800));
-    let (_guard, logs) = common::capture_logs();
+    let logs = common::global_logs();
     let server = start(&api, "").await;
     // start() returned only after every kind had listed: endpoints answer immediately.
     let msg = query(server.addr, "h.ns.svc.cluster.local.", RecordType::A).await;
     assert_eq!(answers(&msg), ["10.1.1.1", "10.1.1.2"]);
-    let text = logs.text();
+    let text = logs_of(&logs, &api);
     assert!(
         text.contains("waiting for Kubernetes API before starting server"),
         "{text}"
@@ -342,9 +352,9 @@ async fn api_startup_timeout_serves_unsynced_with_servfail_for_name_errors() {
     populate(&api);
     // Services list only after 2.5 s: longer than the start-up timeout.
     api.slow_lists(Res::Services, Duration::from_millis(2500));
-    let (_guard, logs) = common::capture_logs();
+    let logs = common::global_logs();
     let server = start(&api, "        startup_timeout 300ms\n").await;
-    let text = logs.text();
+    let text = logs_of(&logs, &api);
     assert!(
         text.contains("starting server with unsynced Kubernetes API"),
         "{text}"

@@ -147,6 +147,14 @@ impl ClientSource {
         Ok(ClientSource::Config(Box::new(config)))
     }
 
+    /// The API server for logs: its URL, or `in-cluster`.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            ClientSource::InCluster => "in-cluster".to_owned(),
+            ClientSource::Config(config) => config.cluster_url.to_string(),
+        }
+    }
+
     /// The client (inside the tokio runtime: the client spawns its buffer task).
     fn client(&self) -> Result<Client, ClientError> {
         let config = match self {
@@ -252,10 +260,12 @@ pub(crate) struct Tracker {
     kinds: [KindState; 4],
     /// The working index has changes not yet published.
     dirty: bool,
+    /// Which API server, for logs (its URL, or `in-cluster`).
+    api: Arc<str>,
 }
 
 impl Tracker {
-    pub(crate) fn new(used: &[Kind], serial: u32) -> Tracker {
+    pub(crate) fn new(used: &[Kind], serial: u32, api: Arc<str>) -> Tracker {
         let mut index = Index::default();
         index.set_serial(serial);
         let mut kinds: [KindState; 4] = Default::default();
@@ -270,6 +280,7 @@ impl Tracker {
             namespaces: HashSet::new(),
             kinds,
             dirty: false,
+            api,
         }
     }
 
@@ -291,6 +302,7 @@ impl Tracker {
                 if state.healthy != Some(false) {
                     warn!(
                         plugin = PLUGIN,
+                        api = %self.api,
                         kind = kind.as_str(),
                         %error,
                         "Kubernetes API watch failed; answering from the last good data and retrying with backoff"
@@ -321,10 +333,10 @@ impl Tracker {
                 self.relist(kind, items, now);
                 let state = &mut self.kinds[kind as usize];
                 if state.synced {
-                    info!(plugin = PLUGIN, kind = kind.as_str(), objects = count, "Kubernetes API relisted");
+                    info!(plugin = PLUGIN, api = %self.api, kind = kind.as_str(), objects = count, "Kubernetes API relisted");
                 } else {
                     state.synced = true;
-                    info!(plugin = PLUGIN, kind = kind.as_str(), objects = count, "Kubernetes API synced");
+                    info!(plugin = PLUGIN, api = %self.api, kind = kind.as_str(), objects = count, "Kubernetes API synced");
                 }
             }
             Msg::Object {
@@ -361,7 +373,7 @@ impl Tracker {
     fn good(&mut self, kind: Kind) {
         let state = &mut self.kinds[kind as usize];
         if state.healthy == Some(false) {
-            info!(plugin = PLUGIN, kind = kind.as_str(), "Kubernetes API watch restored");
+            info!(plugin = PLUGIN, api = %self.api, kind = kind.as_str(), "Kubernetes API watch restored");
         }
         state.healthy = Some(true);
     }
@@ -660,7 +672,11 @@ impl ApiSource {
     /// Consume the watches for ever: apply events in batches, publish a snapshot per batch.
     async fn run(self: Arc<Self>, client: Client) {
         let mut events = self.streams(client);
-        let mut tracker = Tracker::new(&self.kinds(), self.store.guard().serial());
+        let mut tracker = Tracker::new(
+            &self.kinds(),
+            self.store.guard().serial(),
+            self.settings.client.label().into(),
+        );
         while let Some(msg) = events.next().await {
             tracker.handle(msg, unix_now(), SystemTime::now());
             // Coalesce what is already waiting into the same snapshot.
@@ -676,7 +692,7 @@ impl ApiSource {
             }
             if !self.store.synced() && tracker.all_synced() {
                 self.store.set_synced(true);
-                info!(plugin = PLUGIN, "Kubernetes API synced: serving cluster data");
+                info!(plugin = PLUGIN, api = %self.settings.client.label(), "Kubernetes API synced: serving cluster data");
             }
         }
     }
@@ -697,13 +713,14 @@ impl ApiSource {
             if waited >= self.settings.startup_timeout {
                 warn!(
                     plugin = PLUGIN,
+                    api = %self.settings.client.label(),
                     timeout = ?self.settings.startup_timeout,
                     "starting server with unsynced Kubernetes API"
                 );
                 return Ok(());
             }
             if last_log.is_none_or(|t| t.elapsed() >= WAIT_LOG_INTERVAL) {
-                info!(plugin = PLUGIN, "waiting for Kubernetes API before starting server");
+                info!(plugin = PLUGIN, api = %self.settings.client.label(), "waiting for Kubernetes API before starting server");
                 last_log = Some(Instant::now());
             }
             let left = self.settings.startup_timeout.saturating_sub(waited);
