@@ -79,10 +79,7 @@ fn populate(api: &FakeApi) {
         Res::Services,
         service("ns", "a", "10.96.0.1", &[("http", "TCP", 80)]),
     );
-    api.apply(
-        Res::EndpointSlices,
-        slice("ns", "a-1", "a", &["10.1.0.1"]),
-    );
+    api.apply(Res::EndpointSlices, slice("ns", "a-1", "a", &["10.1.0.1"]));
     api.apply(Res::Services, headless("ns", "h"));
     api.apply(
         Res::EndpointSlices,
@@ -124,7 +121,12 @@ async fn api_initial_list_is_served() {
     assert_eq!(answers(&msg), ["10.1.1.1", "10.1.1.2"]);
     let msg = query(server.addr, "1.0.96.10.in-addr.arpa.", RecordType::PTR).await;
     assert_eq!(answers(&msg), ["a.ns.svc.cluster.local."]);
-    let msg = query(server.addr, "_http._tcp.a.ns.svc.cluster.local.", RecordType::SRV).await;
+    let msg = query(
+        server.addr,
+        "_http._tcp.a.ns.svc.cluster.local.",
+        RecordType::SRV,
+    )
+    .await;
     assert_eq!(answers(&msg), ["80 a.ns.svc.cluster.local."]);
     // Synced: a missing name is NXDOMAIN, not SERVFAIL.
     let msg = query(server.addr, "nope.ns.svc.cluster.local.", RecordType::A).await;
@@ -132,7 +134,9 @@ async fn api_initial_list_is_served() {
     // The namespace watch is metadata-only, all watches list first.
     let requests = api.requests();
     assert!(
-        requests.iter().any(|r| r.starts_with("/api/v1/namespaces?")),
+        requests
+            .iter()
+            .any(|r| r.starts_with("/api/v1/namespaces?")),
         "{requests:?}"
     );
     assert!(
@@ -154,25 +158,37 @@ async fn api_watch_events_are_reflected() {
         Res::Services,
         service("ns", "b", "10.96.0.2", &[("http", "TCP", 80)]),
     );
-    wait_for(addr, "b.ns.svc.cluster.local.", RecordType::A, &["10.96.0.2"]).await;
+    wait_for(
+        addr,
+        "b.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.2"],
+    )
+    .await;
     // MODIFIED
     api.apply(
         Res::Services,
         service("ns", "b", "10.96.0.3", &[("http", "TCP", 80)]),
     );
-    wait_for(addr, "b.ns.svc.cluster.local.", RecordType::A, &["10.96.0.3"]).await;
+    wait_for(
+        addr,
+        "b.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.3"],
+    )
+    .await;
     let msg = query(addr, "2.0.96.10.in-addr.arpa.", RecordType::PTR).await;
     assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
     // Endpoints of a headless service change.
-    api.apply(
-        Res::EndpointSlices,
-        slice("ns", "h-1", "h", &["10.1.1.3"]),
-    );
-    wait_for(addr, "h.ns.svc.cluster.local.", RecordType::A, &["10.1.1.3"]).await;
-    api.apply(
-        Res::EndpointSlices,
-        slice("ns", "h-2", "h", &["10.1.1.4"]),
-    );
+    api.apply(Res::EndpointSlices, slice("ns", "h-1", "h", &["10.1.1.3"]));
+    wait_for(
+        addr,
+        "h.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.1.1.3"],
+    )
+    .await;
+    api.apply(Res::EndpointSlices, slice("ns", "h-2", "h", &["10.1.1.4"]));
     wait_for(
         addr,
         "h.ns.svc.cluster.local.",
@@ -190,7 +206,13 @@ async fn api_watch_events_are_reflected() {
     )
     .await;
     api.delete(Res::EndpointSlices, "ns", "h-1");
-    wait_for(addr, "h.ns.svc.cluster.local.", RecordType::A, &["10.1.1.4"]).await;
+    wait_for(
+        addr,
+        "h.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.1.1.4"],
+    )
+    .await;
     // A namespace going away hides its services.
     api.delete(Res::Namespaces, "", "ns");
     wait_rcode(
@@ -227,7 +249,13 @@ async fn api_answers_are_kept_while_the_server_is_down_and_resync_after_restart(
     );
     api.delete(Res::Services, "ns", "h");
     api.restart().await;
-    wait_for(addr, "a.ns.svc.cluster.local.", RecordType::A, &["10.96.0.9"]).await;
+    wait_for(
+        addr,
+        "a.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.9"],
+    )
+    .await;
     wait_rcode(
         addr,
         "h.ns.svc.cluster.local.",
@@ -247,19 +275,34 @@ async fn api_answers_are_kept_while_the_server_is_down_and_resync_after_restart(
     let msg = query(addr, "a.ns.svc.cluster.local.", RecordType::A).await;
     assert_eq!(answers(&msg), ["10.96.0.9"]);
     api.restart().await;
-    wait_for(addr, "a.ns.svc.cluster.local.", RecordType::A, &["10.96.0.10"]).await;
+    wait_for(
+        addr,
+        "a.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.10"],
+    )
+    .await;
     // And the watch works again afterwards.
     api.apply(
         Res::Services,
         service("ns", "c", "10.96.0.4", &[("http", "TCP", 80)]),
     );
-    wait_for(addr, "c.ns.svc.cluster.local.", RecordType::A, &["10.96.0.4"]).await;
+    wait_for(
+        addr,
+        "c.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.4"],
+    )
+    .await;
 
     let text = logs_of(&logs, &api);
     let failed = text.matches("Kubernetes API watch failed").count();
     assert!(failed >= 1, "outage not logged:\n{text}");
     // Two outages, three watched kinds: at most six, however many retries the backoff made.
-    assert!(failed <= 6, "outage logged more than once per kind:\n{text}");
+    assert!(
+        failed <= 6,
+        "outage logged more than once per kind:\n{text}"
+    );
     if std::env::var_os("SHOW_LOGS").is_some() {
         eprintln!("{text}");
     }
@@ -285,7 +328,13 @@ async fn api_relists_after_410_gone() {
     );
     api.delete_silently(Res::EndpointSlices, "ns", "h-1");
     api.expire_watches();
-    wait_for(addr, "new.ns.svc.cluster.local.", RecordType::A, &["10.96.0.5"]).await;
+    wait_for(
+        addr,
+        "new.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.5"],
+    )
+    .await;
     // The headless service lost its only slice: no endpoints, NXDOMAIN (CoreDNS).
     wait_rcode(
         addr,
@@ -307,7 +356,13 @@ async fn api_garbage_is_survived() {
     api.garbage_lists(Res::Services, 2);
     let server = start(&api, "        startup_timeout 10s\n").await;
     let addr = server.addr;
-    wait_for(addr, "a.ns.svc.cluster.local.", RecordType::A, &["10.96.0.1"]).await;
+    wait_for(
+        addr,
+        "a.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.1"],
+    )
+    .await;
     // A garbage line in an open watch: answers kept, the watch recovers, later events apply.
     let deadline = Instant::now() + DEADLINE;
     while api.watchers(Res::Services) == 0 && Instant::now() < deadline {
@@ -320,7 +375,13 @@ async fn api_garbage_is_survived() {
         Res::Services,
         service("ns", "d", "10.96.0.6", &[("http", "TCP", 80)]),
     );
-    wait_for(addr, "d.ns.svc.cluster.local.", RecordType::A, &["10.96.0.6"]).await;
+    wait_for(
+        addr,
+        "d.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.96.0.6"],
+    )
+    .await;
     server.shutdown().await;
 }
 
@@ -397,13 +458,13 @@ async fn api_odd_objects_are_handled_like_coredns() {
     api.apply(
         Res::EndpointSlices,
         json!({"metadata": {"namespace": "ns", "name": "mixed-1",
-                            "labels": {"kubernetes.io/service-name": "mixed"}},
-               "addressType": "IPv4",
-               "endpoints": [
-                   {"addresses": ["10.2.0.1"], "conditions": {"ready": false}},
-                   {"addresses": ["10.2.0.2"]},
-                   {"addresses": ["bogus"], "conditions": {"ready": true}}
-               ]}),
+                     "labels": {"kubernetes.io/service-name": "mixed"}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": ["10.2.0.1"], "conditions": {"ready": false}},
+            {"addresses": ["10.2.0.2"]},
+            {"addresses": ["bogus"], "conditions": {"ready": true}}
+        ]}),
     );
     api.apply(
         Res::EndpointSlices,
@@ -463,7 +524,13 @@ async fn api_pods_verified_watches_running_pods_only() {
     );
     // A pod gets its IP later (MODIFIED), another is deleted.
     api.apply(Res::Pods, pod("ns", "p3", "10.1.2.3"));
-    wait_for(addr, "10-1-2-3.ns.pod.cluster.local.", RecordType::A, &["10.1.2.3"]).await;
+    wait_for(
+        addr,
+        "10-1-2-3.ns.pod.cluster.local.",
+        RecordType::A,
+        &["10.1.2.3"],
+    )
+    .await;
     api.delete(Res::Pods, "ns", "p1");
     wait_rcode(
         addr,

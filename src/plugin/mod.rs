@@ -459,7 +459,7 @@ static REGISTRY: &[Registration] = &[
         name: "kubernetes",
         setup: kubernetes::setup::setup,
         repeatable: false,
-        status: Status::Partial("the Kubernetes API source; `manifests` works"),
+        status: Status::Active,
     },
 ];
 

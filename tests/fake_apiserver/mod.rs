@@ -33,7 +33,12 @@ pub(crate) enum Res {
 }
 
 impl Res {
-    const ALL: [Res; 4] = [Res::Services, Res::EndpointSlices, Res::Namespaces, Res::Pods];
+    const ALL: [Res; 4] = [
+        Res::Services,
+        Res::EndpointSlices,
+        Res::Namespaces,
+        Res::Pods,
+    ];
 
     fn path(self) -> &'static str {
         match self {
@@ -101,7 +106,9 @@ fn key_of(obj: &Value) -> String {
 impl FakeApi {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub(crate) async fn start() -> FakeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake apiserver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake apiserver");
         let addr = listener.local_addr().expect("local addr");
         let (tx, _) = watch::channel(false);
         let api = FakeApi {
@@ -136,7 +143,8 @@ impl FakeApi {
                         let api = api.clone();
                         async move { Ok::<_, Infallible>(api.handle(req).await) }
                     });
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = stop.changed() => {}
@@ -186,7 +194,9 @@ impl FakeApi {
         let state = self.state.lock().unwrap();
         for (r, tx) in &state.watchers {
             if *r == res {
-                let _ = tx.send(Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":{nonsense\n"));
+                let _ = tx.send(Bytes::from_static(
+                    b"{\"type\":\"ADDED\",\"object\":{nonsense\n",
+                ));
             }
         }
     }
@@ -260,7 +270,9 @@ impl FakeApi {
         if notify {
             let line = event_line(ty, &obj);
             state.log.push((rv, res, line.clone()));
-            state.watchers.retain(|(r, tx)| *r != res || tx.send(line.clone()).is_ok());
+            state
+                .watchers
+                .retain(|(r, tx)| *r != res || tx.send(line.clone()).is_ok());
         }
     }
 
@@ -382,7 +394,12 @@ pub(crate) fn namespace(name: &str) -> Value {
     json!({"metadata": {"name": name}})
 }
 
-pub(crate) fn service(ns: &str, name: &str, cluster_ip: &str, ports: &[(&str, &str, i32)]) -> Value {
+pub(crate) fn service(
+    ns: &str,
+    name: &str,
+    cluster_ip: &str,
+    ports: &[(&str, &str, i32)],
+) -> Value {
     let ports: Vec<Value> = ports
         .iter()
         .map(|(n, p, port)| json!({"name": n, "protocol": p, "port": port}))

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::stream::{self, BoxStream, StreamExt};
 use futures_util::FutureExt;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PartialObjectMeta};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
 use prometheus::HistogramVec;
 use tracing::{debug, info, warn};
@@ -89,7 +89,8 @@ impl ClientSource {
             path: path.to_path_buf(),
             message,
         };
-        let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
         let options = kube::config::KubeConfigOptions {
             context: context.map(str::to_owned),
             ..Default::default()
@@ -120,12 +121,12 @@ impl ClientSource {
         url: &str,
         tls: Option<(&Path, &Path, &Path)>,
     ) -> Result<Self, ClientError> {
-        let uri: hyper::http::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
-            ClientError::Endpoint {
-                url: url.to_owned(),
-                message: e.to_string(),
-            }
-        })?;
+        let uri: hyper::http::Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| ClientError::Endpoint {
+                    url: url.to_owned(),
+                    message: e.to_string(),
+                })?;
         if uri.host().is_none() || !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(ClientError::Endpoint {
                 url: url.to_owned(),
@@ -227,11 +228,17 @@ pub(crate) enum Msg {
         /// The slice's last-change-trigger-time, for the programming-duration metric.
         trigger: Option<SystemTime>,
     },
-    Delete { kind: Kind, key: Key },
+    Delete {
+        kind: Kind,
+        key: Key,
+    },
     /// The (re)list is complete.
     InitDone(Kind),
     /// The watch or list failed; the watcher retries with backoff.
-    Error { kind: Kind, error: String },
+    Error {
+        kind: Kind,
+        error: String,
+    },
     /// An object that cannot be converted (no name): ignored.
     Skip,
 }
@@ -348,7 +355,9 @@ impl Tracker {
             } => {
                 self.good(kind);
                 let service = match &object {
-                    Some(Object::EndpointSlice(slice)) => Some((slice.namespace.clone(), slice.service.clone())),
+                    Some(Object::EndpointSlice(slice)) => {
+                        Some((slice.namespace.clone(), slice.service.clone()))
+                    }
                     _ => None,
                 };
                 if self.apply(kind, key, object) {
@@ -380,8 +389,18 @@ impl Tracker {
 
     /// `coredns_kubernetes_dns_programming_duration_seconds`: only slices the controller stamped,
     /// of a Service we know (CoreDNS: cluster_ip, or headless_with_selector).
-    fn record_programming(&self, namespace: &str, service: &str, trigger: SystemTime, wall: SystemTime) {
-        let Some(data) = self.index.group(namespace, service).and_then(|g| g.service.as_ref()) else {
+    fn record_programming(
+        &self,
+        namespace: &str,
+        service: &str,
+        trigger: SystemTime,
+        wall: SystemTime,
+    ) {
+        let Some(data) = self
+            .index
+            .group(namespace, service)
+            .and_then(|g| g.service.as_ref())
+        else {
             return;
         };
         let kind = match data.kind {
@@ -389,7 +408,10 @@ impl Tracker {
             ServiceKind::ClusterIp(_) => "cluster_ip",
             ServiceKind::ExternalName(_) => return,
         };
-        let seconds = wall.duration_since(trigger).unwrap_or_default().as_secs_f64();
+        let seconds = wall
+            .duration_since(trigger)
+            .unwrap_or_default()
+            .as_secs_f64();
         DNS_PROGRAMMING.with_label_values(&[kind]).observe(seconds);
     }
 
@@ -398,9 +420,24 @@ impl Tracker {
     fn relist(&mut self, kind: Kind, items: Vec<(Key, Option<Object>)>, now: u32) {
         let fresh: HashSet<&Key> = items.iter().map(|(k, _)| k).collect();
         let gone: Vec<Key> = match kind {
-            Kind::Service => self.services.iter().filter(|k| !fresh.contains(k)).cloned().collect(),
-            Kind::EndpointSlice => self.slices.keys().filter(|k| !fresh.contains(k)).cloned().collect(),
-            Kind::Pod => self.pods.keys().filter(|k| !fresh.contains(k)).cloned().collect(),
+            Kind::Service => self
+                .services
+                .iter()
+                .filter(|k| !fresh.contains(k))
+                .cloned()
+                .collect(),
+            Kind::EndpointSlice => self
+                .slices
+                .keys()
+                .filter(|k| !fresh.contains(k))
+                .cloned()
+                .collect(),
+            Kind::Pod => self
+                .pods
+                .keys()
+                .filter(|k| !fresh.contains(k))
+                .cloned()
+                .collect(),
             Kind::Namespace => self
                 .namespaces
                 .iter()
@@ -488,7 +525,10 @@ impl Tracker {
 fn key_of(meta: &ObjectMeta) -> Option<Key> {
     let name = meta.name.as_deref().filter(|n| !n.is_empty())?;
     let namespace = meta.namespace.as_deref().unwrap_or_default();
-    Some((namespace.to_ascii_lowercase().into(), name.to_ascii_lowercase().into()))
+    Some((
+        namespace.to_ascii_lowercase().into(),
+        name.to_ascii_lowercase().into(),
+    ))
 }
 
 /// Converts one object: its key and model (`None` = not indexed), or `None` to skip it.
@@ -692,7 +732,17 @@ impl ApiSource {
             }
             if !self.store.synced() && tracker.all_synced() {
                 self.store.set_synced(true);
-                info!(plugin = PLUGIN, api = %self.settings.client.label(), "Kubernetes API synced: serving cluster data");
+                let stats = tracker.index.stats();
+                info!(
+                    plugin = PLUGIN,
+                    api = %self.settings.client.label(),
+                    services = stats.groups,
+                    endpoint_ips = stats.endpoint_ips,
+                    cluster_ips = stats.cluster_ips,
+                    pod_ips = stats.pod_ips,
+                    namespaces = stats.namespaces,
+                    "Kubernetes API synced: serving cluster data"
+                );
             }
         }
     }
@@ -700,7 +750,12 @@ impl ApiSource {
     /// Block start-up until every watched kind has listed once or `startup_timeout` passes
     /// (CoreDNS). Fails only when the client could not be built.
     pub(crate) async fn wait_started(&self) -> Result<(), String> {
-        if let Some(error) = self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+        if let Some(error) = self
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
             return Err(error);
         }
         let start = Instant::now();
