@@ -38,6 +38,9 @@ const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trig
 /// How often start-up logs that it is still waiting (CoreDNS: every 0.5 s).
 const WAIT_LOG_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Longest silence on an API response before the request fails (and is retried with backoff).
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Events applied before a snapshot is published, at most (coalescing of bursts).
 const MAX_BATCH: usize = 4096;
 
@@ -158,12 +161,15 @@ impl ClientSource {
 
     /// The client (inside the tokio runtime: the client spawns its buffer task).
     fn client(&self) -> Result<Client, ClientError> {
-        let config = match self {
+        let mut config = match self {
             ClientSource::InCluster => {
                 kube::Config::incluster().map_err(|e| ClientError::InCluster(e.to_string()))?
             }
             ClientSource::Config(config) => config.as_ref().clone(),
         };
+        // A response that stalls (a list that never completes) is cut after this much silence;
+        // watches are never silent that long (the server ends them after 290 s).
+        config.read_timeout.get_or_insert(READ_TIMEOUT);
         Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
     }
 }
