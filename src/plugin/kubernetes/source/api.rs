@@ -865,7 +865,7 @@ pub mod bench {
     fn service(i: usize, version: usize) -> (Key, Object) {
         let ns = format!("ns{}", i % 100);
         let name = format!("svc{i}");
-        let kind = if i % 10 == 0 {
+        let kind = if i.is_multiple_of(10) {
             ServiceKind::Headless
         } else {
             ServiceKind::ClusterIp(vec![std::net::IpAddr::from([
