@@ -311,16 +311,34 @@ impl FakeApi {
             return full(StatusCode::OK, Bytes::from_static(b"{\"items\": [ garbage"));
         }
         let (api_version, kind) = res.list_kind();
-        let items: Vec<Value> = state
+        // Pages of `limit` items; the continue token is the offset of the next page.
+        let offset: usize = params
+            .get("continue")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let limit: usize = params
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
+        let mut items: Vec<Value> = state
             .objects
             .iter()
             .filter(|((r, _), _)| *r == res)
+            .skip(offset)
+            .take(limit.saturating_add(1))
             .map(|(_, v)| v.clone())
             .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let mut metadata = json!({"resourceVersion": state.rv.max(1).to_string()});
+        if more {
+            metadata["continue"] = json!((offset + limit).to_string());
+        }
         let body = json!({
             "apiVersion": api_version,
             "kind": kind,
-            "metadata": {"resourceVersion": state.rv.max(1).to_string()},
+            "metadata": metadata,
             "items": items,
         });
         full(StatusCode::OK, Bytes::from(body.to_string()))

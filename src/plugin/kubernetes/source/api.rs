@@ -842,6 +842,8 @@ pub mod bench {
         /// Mean time of one Service update plus the snapshot publication.
         pub service_event: Duration,
         pub events: usize,
+        /// The tracker (index and key maps) after the lists, kept for RSS measurement.
+        pub tracker: Box<dyn std::any::Any>,
     }
 
     fn ip(i: usize) -> std::net::IpAddr {
@@ -991,6 +993,7 @@ pub mod bench {
             event,
             service_event,
             events,
+            tracker: Box::new(tracker),
         }
     }
 }
