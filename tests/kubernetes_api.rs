@@ -668,3 +668,33 @@ async fn api_dns_programming_duration_is_observed_for_stamped_slices() {
     assert!(count >= 1, "{line}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn api_paged_lists_are_followed_to_the_end() {
+    let api = FakeApi::start().await;
+    api.apply(Res::Namespaces, namespace("ns"));
+    // More than two pages of 500 (the watcher's page size).
+    for i in 0..1200 {
+        api.apply_silently(
+            Res::Services,
+            service(
+                "ns",
+                &format!("s{i}"),
+                &format!("10.97.{}.{}", i / 250, i % 250),
+                &[("http", "TCP", 80)],
+            ),
+        );
+    }
+    let server = start(&api, "").await;
+    let msg = query(server.addr, "s1199.ns.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&msg), ["10.97.4.199"]);
+    let msg = query(server.addr, "s0.ns.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&msg), ["10.97.0.0"]);
+    let pages = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("/api/v1/services?") && r.contains("continue="))
+        .count();
+    assert_eq!(pages, 2, "{:?}", api.requests());
+    server.shutdown().await;
+}
