@@ -14,6 +14,9 @@ pub mod metrics;
 pub mod plugin;
 mod server;
 
+/// Index figures for `benches/index_update.rs` (not a stable API).
+#[doc(hidden)]
+pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;
 pub use server::Harness;
 
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +84,9 @@ pub enum Error {
     /// A plugin found a condition the server must not run on (a forwarding loop).
     #[error("{0}")]
     Fatal(String),
+    /// A plugin could not start (for example the Kubernetes API client).
+    #[error(transparent)]
+    PluginStart(plugin::PluginError),
 }
 
 impl Error {
@@ -89,7 +95,9 @@ impl Error {
         match self {
             Error::Corefile(e) => e.location(),
             Error::Config(e) => Some(e.location()),
-            Error::Listen { .. } | Error::Signal(_) | Error::Fatal(_) => None,
+            Error::Listen { .. } | Error::Signal(_) | Error::Fatal(_) | Error::PluginStart(_) => {
+                None
+            }
         }
     }
 }
@@ -184,6 +192,11 @@ impl Running {
             tracing::error!(addr = %error.addr, error = %error.source, "reload: cannot listen on {}: {}", error.addr, error.source);
         }
         self.http = http.endpoints();
+        if let Err(error) = wait_started(&config).await {
+            // The new chain serves already (an index it reuses stays as it was); a source that
+            // cannot start is logged, as at start-up, and the process keeps serving.
+            tracing::error!(%error, "reload: a plugin could not start");
+        }
         let old_config = std::mem::replace(&mut self.config, config);
         let old_tasks = std::mem::replace(&mut self.tasks, tasks);
         tokio::spawn(retire(old_config, old_tasks, retired));
@@ -255,6 +268,13 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             source: error.source,
         });
     }
+    if let Err(error) = wait_started(&config).await {
+        for task in &tasks {
+            task.abort();
+        }
+        servers.shutdown(SHUTDOWN_GRACE).await;
+        return Err(Error::PluginStart(error));
+    }
     Ok(Running {
         servers,
         tasks,
@@ -263,6 +283,24 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         fatal,
         fatal_tx,
     })
+}
+
+/// Awaits every plugin's `wait_started` (kubernetes: its first sync or `startup_timeout`),
+/// concurrently; the first error.
+async fn wait_started(config: &Config) -> Result<(), plugin::PluginError> {
+    let waits = config
+        .servers
+        .iter()
+        .flat_map(|server| server.chain.plugins())
+        .map(|plugin| plugin.wait_started());
+    match futures_util::future::join_all(waits)
+        .await
+        .into_iter()
+        .find_map(Result::err)
+    {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 /// Starts every plugin of `config` (logging what is configured but not active); returns their

@@ -219,6 +219,13 @@ pub trait Plugin: Send + Sync + 'static {
     fn shutdown_delay(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// Awaited once after every plugin has started, before the server counts as started: a
+    /// plugin that holds start-up back (kubernetes, until its first sync or `startup_timeout`)
+    /// waits here. An error aborts the start.
+    async fn wait_started(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// What a plugin learns when its server starts.
@@ -546,7 +553,7 @@ static REGISTRY: &[Registration] = &[
         name: "kubernetes",
         setup: kubernetes::setup::setup,
         repeatable: false,
-        status: Status::Partial("the Kubernetes API source; `manifests` works"),
+        status: Status::Active,
     },
 ];
 
