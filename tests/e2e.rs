@@ -123,6 +123,12 @@ async fn delete_namespace(client: &Client, name: &str) {
         api.replace_subresource("finalize", name, &PostParams::default(), &ns)
             .await,
     );
+    // Finalized and terminating: a second delete removes it (it may already be gone).
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => panic!("delete finalized namespace: {e}"),
+    }
 }
 
 async fn create_service(client: &Client, ns: &str, spec: serde_json::Value) -> Service {
