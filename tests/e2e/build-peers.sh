@@ -13,7 +13,8 @@ ETCD_VERSION="${CLUSTERDNS_E2E_ETCD_VERSION:-v3.6.16}"
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 CACHE="${CLUSTERDNS_E2E_CACHE:-$HOME/.cache/clusterdns-e2e}"
 STAMP="$CACHE/bin/versions"
-WANT="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION"
+# The stamp also names the build recipe (bump "recipe" when the go build flags change).
+WANT="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION recipe=2"
 
 if [[ -x "$CACHE/bin/kube-apiserver" && -x "$CACHE/bin/etcd" && -f "$STAMP" ]] \
     && [[ "$(cat "$STAMP")" == "$WANT" ]]; then
@@ -76,9 +77,16 @@ etcd_selected=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 echo "build-peers: etcd server module selected: $etcd_selected"
 
 echo "build-peers: building kube-apiserver"
-go build -trimpath -o "$CACHE/bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+# Version stamps as upstream's release build sets them (otherwise /version says v0.0.0-master).
+version_pkg=k8s.io/component-base/version
+minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+ldflags="-s -w -X $version_pkg.gitVersion=$K8S_VERSION -X $version_pkg.gitMajor=1"
+ldflags+=" -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean"
+ldflags+=" -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
+go build -trimpath -ldflags "$ldflags" -o "$CACHE/bin/kube-apiserver.tmp" \
+    k8s.io/kubernetes/cmd/kube-apiserver
 echo "build-peers: building etcd"
-go build -trimpath -o "$CACHE/bin/etcd.tmp" go.etcd.io/etcd/server/v3
+go build -trimpath -ldflags "-s -w" -o "$CACHE/bin/etcd.tmp" go.etcd.io/etcd/server/v3
 mv "$CACHE/bin/kube-apiserver.tmp" "$CACHE/bin/kube-apiserver"
 mv "$CACHE/bin/etcd.tmp" "$CACHE/bin/etcd"
 echo "$WANT" > "$STAMP"

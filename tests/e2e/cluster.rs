@@ -226,21 +226,34 @@ fn http_get_plain(port: u16, path: &str) -> Option<String> {
     text.starts_with("HTTP/1.").then_some(text)
 }
 
-/// A service-account signing key: an ECDSA P-256 key in PKCS#8 PEM, generated with ring (no
-/// openssl needed). The apiserver derives the verification key from it.
-fn service_account_key() -> Result<String, String> {
-    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+/// A service-account key pair: the ECDSA P-256 signing key in PKCS#8 PEM and its public key in
+/// SubjectPublicKeyInfo PEM, generated with ring (no openssl needed).
+fn service_account_keys() -> Result<(String, String), String> {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
     let rng = ring::rand::SystemRandom::new();
-    let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
         .map_err(|e| format!("generate the service-account key: {e}"))?;
-    let b64 = base64(der.as_ref());
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|e| format!("read back the service-account key: {e}"))?;
+    // SubjectPublicKeyInfo { id-ecPublicKey, prime256v1 } followed by the uncompressed point.
+    const SPKI_P256_PREFIX: [u8; 26] = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    let mut spki = SPKI_P256_PREFIX.to_vec();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    Ok((pem("PRIVATE KEY", pkcs8.as_ref()), pem("PUBLIC KEY", &spki)))
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
     }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    Ok(pem)
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -318,7 +331,9 @@ impl Stack {
         let dir = scratch().join(name);
         std::fs::create_dir_all(dir.join("certs"))
             .map_err(|e| format!("create {}: {e}", dir.display()))?;
-        write(&dir.join("sa.pem"), &service_account_key()?)?;
+        let (sa_key, sa_pub) = service_account_keys()?;
+        write(&dir.join("sa.key"), &sa_key)?;
+        write(&dir.join("sa.pub"), &sa_pub)?;
         write(
             &dir.join("tokens.csv"),
             &format!(
@@ -344,8 +359,8 @@ impl Stack {
             format!("--secure-port={api_port}"),
             format!("--cert-dir={}", d("certs")),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
-            format!("--service-account-key-file={}", d("sa.pem")),
-            format!("--service-account-signing-key-file={}", d("sa.pem")),
+            format!("--service-account-key-file={}", d("sa.pub")),
+            format!("--service-account-signing-key-file={}", d("sa.key")),
             "--service-cluster-ip-range=10.96.0.0/16,fd00:10:96::/112".to_owned(),
             format!("--token-auth-file={}", d("tokens.csv")),
             "--authorization-mode=RBAC".to_owned(),
