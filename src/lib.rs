@@ -75,6 +75,9 @@ pub enum Error {
     },
     #[error("cannot wait for signals: {0}")]
     Signal(#[source] std::io::Error),
+    /// A plugin could not start (for example the Kubernetes API client).
+    #[error(transparent)]
+    PluginStart(plugin::PluginError),
 }
 
 impl Error {
@@ -83,7 +86,7 @@ impl Error {
         match self {
             Error::Corefile(e) => e.location(),
             Error::Config(e) => Some(e.location()),
-            Error::Listen { .. } | Error::Signal(_) => None,
+            Error::Listen { .. } | Error::Signal(_) | Error::PluginStart(_) => None,
         }
     }
 }
@@ -194,6 +197,22 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         for plugin in server.chain.plugins() {
             tasks.extend(plugin.start(&ctx));
         }
+    }
+    let waits = config
+        .servers
+        .iter()
+        .flat_map(|server| server.chain.plugins())
+        .map(|plugin| plugin.wait_started());
+    if let Some(error) = futures_util::future::join_all(waits)
+        .await
+        .into_iter()
+        .find_map(Result::err)
+    {
+        for task in &tasks {
+            task.abort();
+        }
+        servers.shutdown(SHUTDOWN_GRACE).await;
+        return Err(Error::PluginStart(error));
     }
     Ok(Running {
         servers,

@@ -201,6 +201,13 @@ pub trait Plugin: Send + Sync + 'static {
         let _ = ctx;
         Vec::new()
     }
+
+    /// Awaited once after every plugin has started, before the server counts as started: a
+    /// plugin that holds start-up back (kubernetes, until its first sync or `startup_timeout`)
+    /// waits here. An error aborts the start.
+    async fn wait_started(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// What a plugin learns when its server starts.
@@ -452,7 +459,7 @@ static REGISTRY: &[Registration] = &[
         name: "kubernetes",
         setup: kubernetes::setup::setup,
         repeatable: false,
-        status: Status::Partial("the Kubernetes API source; `manifests` works"),
+        status: Status::Active,
     },
 ];
 

@@ -383,11 +383,7 @@ impl<'a> Lookup<'a> {
             .namespaces
             .as_ref()
             .is_none_or(|set| set.contains(namespace))
-            && self
-                .ctx
-                .index
-                .namespace(namespace)
-                .is_some_and(|e| e.exists)
+            && self.ctx.index.namespace_exists(namespace)
     }
 
     /// The group's endpoints, none with `noendpoints` (EndpointSlices not watched).
@@ -539,13 +535,7 @@ impl<'a> Lookup<'a> {
         }
         // Extra labels left of the pod label (endpoint or port/protocol) are ignored (QUIRK).
         let ip = from_dashed(r.service).ok_or(NameError)?;
-        if mode == PodMode::Verified
-            && !self
-                .ctx
-                .index
-                .namespace(r.namespace)
-                .is_some_and(|ns| ns.pod_ips.contains(&ip))
-        {
+        if mode == PodMode::Verified && !self.ctx.index.has_pod(r.namespace, ip) {
             return Err(NameError);
         }
         Ok(vec![Entry {

@@ -20,8 +20,9 @@ use hickory_proto::rr::Name;
 use self::index::Store;
 use self::lookup::{Ctx, Options, Outcome, Question};
 use self::setup::Config;
+use self::source::api::ApiSource;
 use self::source::manifests::ManifestSource;
-use crate::plugin::{Answer, Next, Plugin, PluginError, Query, StartContext};
+use crate::plugin::{Answer, Next, Origin, Plugin, PluginError, Query, StartContext};
 
 /// The plugin instance of one server block.
 pub(crate) struct Kubernetes {
@@ -33,6 +34,8 @@ pub(crate) struct Kubernetes {
     self_ips: ArcSwap<Vec<IpAddr>>,
     source: Option<Arc<ManifestSource>>,
     poll: Duration,
+    /// The Kubernetes API source (when no `manifests` are given).
+    api: Option<Arc<ApiSource>>,
 }
 
 impl Kubernetes {
@@ -49,7 +52,14 @@ impl Kubernetes {
             self_ips: ArcSwap::from_pointee(Vec::new()),
             source,
             poll,
+            api: None,
         }
+    }
+
+    /// Feed this instance from the Kubernetes API.
+    pub(crate) fn with_api(mut self, api: Arc<ApiSource>) -> Self {
+        self.api = Some(api);
+        self
     }
 
     /// Whether a name error for `name` goes to the next plugin.
@@ -133,9 +143,28 @@ impl Plugin for Kubernetes {
 
     fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
         self.learn_self_ips(&ctx.listen_ips);
-        match &self.source {
-            Some(source) => vec![Arc::clone(source).spawn_watch(self.poll)],
-            None => Vec::new(),
+        let mut tasks = Vec::new();
+        if let Some(source) = &self.source {
+            tasks.push(Arc::clone(source).spawn_watch(self.poll));
+        }
+        if let Some(api) = &self.api {
+            tasks.extend(api.spawn());
+        }
+        tasks
+    }
+
+    async fn wait_started(&self) -> Result<(), PluginError> {
+        match &self.api {
+            Some(api) => api
+                .wait_started()
+                .await
+                .map_err(|message| PluginError::Failed {
+                    plugin: "kubernetes",
+                    origin: Origin::ClusterApi,
+                    rcode: ResponseCode::ServFail,
+                    message,
+                }),
+            None => Ok(()),
         }
     }
 }

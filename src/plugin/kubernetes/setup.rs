@@ -12,6 +12,7 @@ use super::Kubernetes;
 use super::index::Store;
 use super::lookup::{Options, PodMode};
 use super::selector::Selector;
+use super::source::api::{ApiSettings, ApiSource, ClientSource};
 use super::source::manifests::{Filter, ManifestSource};
 use crate::corefile::{Dispenser, Location, Token};
 use crate::dns::cidr;
@@ -24,8 +25,8 @@ const MAX_TTL: u32 = 3600;
 /// `startup_timeout` default.
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// API client settings. They configure the Kubernetes API source, which this build does not have
-/// yet; they are parsed and validated so a Corefile written for CoreDNS is checked all the same.
+/// API client settings of the Kubernetes API source. `apiserver_qps`, `apiserver_burst` and
+/// `apiserver_max_inflight` are validated but have no effect (kube-rs has no client rate limiter).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ApiConfig {
     pub(crate) endpoint: Option<String>,
@@ -358,23 +359,47 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
             store.set_synced(true);
             Some(Arc::new(source))
         }
-        None => {
-            block.inactive.push((
-                d.name().location.clone(),
-                PLUGIN,
-                "the Kubernetes API source is not in this build yet; without `manifests` no cluster data is served"
-                    .to_owned(),
-            ));
-            None
-        }
+        None => None,
     };
-    block.plugins.push(Arc::new(Kubernetes::new(
-        config,
-        store,
-        source,
-        MANIFEST_POLL_INTERVAL,
-    )));
+    let api = match source {
+        Some(_) => None,
+        None => Some(Arc::new(ApiSource::new(
+            api_settings(&config, d.name())?,
+            Arc::clone(&store),
+        ))),
+    };
+    let plugin = Kubernetes::new(config, store, source, MANIFEST_POLL_INTERVAL);
+    block.plugins.push(Arc::new(match api {
+        Some(api) => plugin.with_api(api),
+        None => plugin,
+    }));
     Ok(())
+}
+
+/// The API source's settings: the client from `kubeconfig` (wins), `endpoint` (+ `tls`), or the
+/// in-cluster service account; selectors; which kinds to watch.
+fn api_settings(config: &Config, directive: &Token) -> Result<ApiSettings, SetupError> {
+    let api = &config.api;
+    let client = if let Some((path, context)) = &api.kubeconfig {
+        ClientSource::kubeconfig(path, context.as_deref())
+    } else if let Some(url) = &api.endpoint {
+        let tls = api
+            .tls
+            .as_ref()
+            .map(|(c, k, a)| (c.as_path(), k.as_path(), a.as_path()));
+        ClientSource::endpoint(url, tls)
+    } else {
+        Ok(ClientSource::InCluster)
+    };
+    let client = client.map_err(|e| err(&directive.location, e.to_string()))?;
+    Ok(ApiSettings {
+        client,
+        labels: config.labels.as_ref().map(ToString::to_string),
+        namespace_labels: config.namespace_labels.as_ref().map(ToString::to_string),
+        endpoints: !config.opts.noendpoints,
+        pods: config.opts.pods == PodMode::Verified,
+        startup_timeout: config.startup_timeout,
+    })
 }
 
 #[cfg(test)]

@@ -364,19 +364,35 @@ fn block() -> BlockSetup {
 }
 
 #[test]
-fn setup_without_manifests_serves_an_empty_never_synced_store_and_says_so() {
+fn setup_without_manifests_uses_the_api_source_unsynced() {
     let d = directive("kubernetes");
     let mut b = block();
     setup(&mut Dispenser::new(&d), &mut b).unwrap();
     assert_eq!(b.plugins.len(), 1);
     assert_eq!(b.plugins[0].name(), "kubernetes");
+    // Not ready until the API has been listed; the plugin is active (nothing reported).
     assert_eq!(b.plugins[0].ready(), Some(false));
-    assert_eq!(b.inactive.len(), 1);
+    assert!(b.inactive.is_empty(), "{:?}", b.inactive);
+}
+
+#[test]
+fn api_client_options_are_checked_at_setup() {
+    let d = directive("kubernetes {\n    kubeconfig missing.yaml\n}");
+    let e = setup(&mut Dispenser::new(&d), &mut block()).err().unwrap();
     assert!(
-        b.inactive[0]
-            .2
-            .contains("without `manifests` no cluster data is served")
+        e.message.contains("kubeconfig /nonexistent/missing.yaml"),
+        "{}",
+        e.message
     );
+    let d = directive("kubernetes {\n    endpoint 127.0.0.1\n}");
+    let e = setup(&mut Dispenser::new(&d), &mut block()).err().unwrap();
+    assert!(e.message.contains("endpoint"), "{}", e.message);
+    // kubeconfig wins over endpoint (CoreDNS), and its errors are the ones reported.
+    let d = directive("kubernetes {\n    endpoint http://127.0.0.1:1\n    kubeconfig k.yaml\n}");
+    let e = setup(&mut Dispenser::new(&d), &mut block()).err().unwrap();
+    assert!(e.message.contains("kubeconfig"), "{}", e.message);
+    let d = directive("kubernetes {\n    endpoint http://127.0.0.1:1\n}");
+    assert!(setup(&mut Dispenser::new(&d), &mut block()).is_ok());
 }
 
 #[test]

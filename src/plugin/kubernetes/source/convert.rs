@@ -299,8 +299,13 @@ pub(crate) fn pod(pod: &core::Pod) -> Result<Option<Pod>, ConvertError> {
 
 /// Converts a core/v1 Namespace (only its name matters: existence).
 pub(crate) fn namespace(ns: &core::Namespace) -> Result<Namespace, ConvertError> {
+    namespace_meta(&ns.metadata)
+}
+
+/// Converts a Namespace from its metadata alone (the API source watches metadata only).
+pub(crate) fn namespace_meta(meta: &ObjectMeta) -> Result<Namespace, ConvertError> {
     Ok(Namespace {
-        name: name_of("Namespace", &ns.metadata)?,
+        name: name_of("Namespace", meta)?,
     })
 }
 
