@@ -526,7 +526,8 @@ async fn dual_stack_service_answers_a_and_aaaa() {
         stack,
         "_dns._udp.dual.e2e-dual.svc.cluster.local.",
         RecordType::SRV,
-        answers(&[&format!("0 100 53 {name}")]),
+        // One entry per cluster IP (weight 50 each), the same target answered once.
+        answers(&[&format!("0 50 53 {name}")]),
     )
     .await;
 
@@ -544,6 +545,13 @@ async fn dual_stack_service_answers_a_and_aaaa() {
     );
     expect(stack, name, RecordType::AAAA, Want::NoData).await;
     expect(stack, name, RecordType::A, answers(&[&v4])).await;
+    expect(
+        stack,
+        "_dns._udp.dual.e2e-dual.svc.cluster.local.",
+        RecordType::SRV,
+        answers(&[&format!("0 100 53 {name}")]),
+    )
+    .await;
     delete_namespace(&client, ns).await;
 }
 
