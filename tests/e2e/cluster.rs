@@ -521,8 +521,9 @@ pub(crate) fn deploy_objects() -> Result<Vec<DynamicObject>, String> {
     Ok(objects)
 }
 
-/// Applies deploy/ to the apiserver: a server-side dry run of every object first (schema,
-/// defaulting, validation and admission, without persisting), then for real (server-side apply).
+/// Applies deploy/ to the apiserver: a server-side dry run of every object first (schema with
+/// strict field validation, so a misspelt field fails; defaulting, validation and admission;
+/// nothing persisted), then for real (server-side apply).
 async fn apply_deploy(client: &Client) -> Result<(), String> {
     let objects = deploy_objects()?;
     for dry_run in [true, false] {
@@ -555,7 +556,9 @@ async fn apply(client: &Client, object: &DynamicObject, dry_run: bool) -> Result
         }
         Scope::Cluster => Api::all_with(client.clone(), &resource),
     };
-    let mut params = PatchParams::apply("clusterdns-e2e").force();
+    let mut params = PatchParams::apply("clusterdns-e2e")
+        .force()
+        .validation_strict();
     if dry_run {
         params = params.dry_run();
     }
