@@ -296,6 +296,7 @@ impl Tracker {
         self.kinds.iter().all(|k| !k.used || k.synced)
     }
 
+    #[cfg(test)]
     pub(crate) fn index(&self) -> &Index {
         &self.index
     }
@@ -717,7 +718,26 @@ impl ApiSource {
             self.store.guard().serial(),
             self.settings.client.label().into(),
         );
-        while let Some(msg) = events.next().await {
+        // The first snapshot waits for every kind (or the start-up timeout), so a store that
+        // already serves (one kept across a reload) never shows a half-listed cluster.
+        let deadline = tokio::time::Instant::now() + self.settings.startup_timeout;
+        let mut first_published = false;
+        loop {
+            let next = if first_published || !tracker.dirty {
+                events.next().await
+            } else {
+                match tokio::time::timeout_at(deadline, events.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Start-up timeout: serve what has been listed so far.
+                        self.store.publish(tracker.index.clone());
+                        tracker.dirty = false;
+                        first_published = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(msg) = next else { break };
             tracker.handle(msg, unix_now(), SystemTime::now());
             // Coalesce what is already waiting into the same snapshot.
             for _ in 0..MAX_BATCH {
@@ -726,9 +746,12 @@ impl ApiSource {
                     _ => break,
                 }
             }
-            if tracker.dirty {
+            let may_publish =
+                first_published || tracker.all_synced() || tokio::time::Instant::now() >= deadline;
+            if tracker.dirty && may_publish {
                 self.store.publish(tracker.index.clone());
                 tracker.dirty = false;
+                first_published = true;
             }
             if !self.store.synced() && tracker.all_synced() {
                 self.store.set_synced(true);
