@@ -12,6 +12,9 @@ pub mod metrics;
 pub mod plugin;
 mod server;
 
+/// Index figures for `benches/index_update.rs` (not a stable API).
+#[doc(hidden)]
+pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;
 pub use server::Harness;
 
 use std::net::{IpAddr, SocketAddr};

@@ -1586,10 +1586,10 @@ async fn cidr_reverse_zone() {
 // §3 not synced, §4 size and EDNS
 
 #[tokio::test]
-async fn without_manifests_name_errors_are_servfail_until_synced() {
+async fn unreachable_api_name_errors_are_servfail_until_synced() {
     let (_guard, logs) = common::capture_logs();
-    let corefile = ". {\n    kubernetes cluster.local in-addr.arpa {\n        ttl 30\n    }\n}\n";
-    // The plugin reports not ready: it has no source that could ever sync.
+    // Nothing listens on port 1: the API source never syncs.
+    let corefile = ". {\n    kubernetes cluster.local in-addr.arpa {\n        ttl 30\n        endpoint http://127.0.0.1:1\n        startup_timeout 100ms\n    }\n}\n";
     let dir = common::corefile_dir(corefile);
     let config = clusterdns::load_config(&dir.path().join("Corefile"), 0).expect("valid");
     let readiness: Vec<Option<bool>> = config.servers[0]
@@ -1599,18 +1599,11 @@ async fn without_manifests_name_errors_are_servfail_until_synced() {
         .map(|p| p.ready())
         .collect();
     assert_eq!(readiness, vec![Some(false)]);
-    assert!(
-        config.servers[0]
-            .inactive
-            .iter()
-            .any(|i| i.plugin == "kubernetes" && i.what.contains("manifests")),
-        "{:?}",
-        config.servers[0].inactive
-    );
+    assert!(config.servers[0].inactive.is_empty());
     let s = start(corefile).await;
     let text = logs.text();
     assert!(
-        text.contains("WARN") && text.contains("plugin/kubernetes: not active in this build"),
+        text.contains("WARN") && text.contains("starting server with unsynced Kubernetes API"),
         "{text}"
     );
     let soa30 = soa_of("cluster.local.", 30);
@@ -1651,7 +1644,7 @@ async fn without_manifests_name_errors_are_servfail_until_synced() {
 #[tokio::test]
 async fn not_synced_servfail_but_fallthrough_wins() {
     let s = start(
-        ". {\n    whoami\n    kubernetes cluster.local in-addr.arpa {\n        fallthrough in-addr.arpa\n    }\n}\n",
+        ". {\n    whoami\n    kubernetes cluster.local in-addr.arpa {\n        fallthrough in-addr.arpa\n        endpoint http://127.0.0.1:1\n        startup_timeout 100ms\n    }\n}\n",
     )
     .await;
     assert_passed_to_whoami(s.addr, "1.0.96.10.in-addr.arpa.", PTR).await;

@@ -633,3 +633,38 @@ async fn api_in_cluster_without_service_account_fails_to_start() {
         .expect("in-cluster config outside a cluster must fail");
     assert!(error.to_string().contains("in-cluster"), "{error}");
 }
+
+#[tokio::test]
+async fn api_dns_programming_duration_is_observed_for_stamped_slices() {
+    let api = FakeApi::start().await;
+    populate(&api);
+    let server = start(&api, "").await;
+    let mut stamped = slice("ns", "h-1", "h", &["10.1.1.7"]);
+    stamped["metadata"]["annotations"] = json!({
+        "endpoints.kubernetes.io/last-change-trigger-time": "2026-01-01T00:00:00Z"
+    });
+    api.apply(Res::EndpointSlices, stamped);
+    wait_for(
+        server.addr,
+        "h.ns.svc.cluster.local.",
+        RecordType::A,
+        &["10.1.1.7"],
+    )
+    .await;
+    let text = clusterdns::metrics::render();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "coredns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"headless_with_selector\"}",
+            )
+        })
+        .unwrap_or_else(|| panic!("no programming-duration sample:\n{text}"));
+    let count: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(count >= 1, "{line}");
+    server.shutdown().await;
+}
