@@ -250,6 +250,51 @@ async fn deploy_manifests_are_applied_and_rbac_allows_exactly_list_and_watch() {
     }
 }
 
+/// The Deployment's Pod template, as a Pod, passes Pod validation and admission (the priority
+/// class exists; the `restricted` Pod Security profile holds) in a server-side dry run.
+#[tokio::test]
+async fn deploy_pod_template_is_admitted_under_restricted_pod_security() {
+    let stack = shared();
+    let client = stack.admin().await;
+    let ns = "e2e-pod-security";
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let labeled = obj(json!({"metadata": {"name": ns, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }}}));
+    ok(
+        "create namespace",
+        namespaces.create(&PostParams::default(), &labeled).await,
+    );
+    let objects = ok("deploy/ objects", cluster::deploy_objects());
+    let deployment = objects
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+        .expect("deploy/ has a Deployment");
+    let template = &deployment.data["spec"]["template"];
+    let mut metadata = template["metadata"].clone();
+    metadata["name"] = json!("coredns-template");
+    let pod: Pod = obj(json!({"metadata": metadata, "spec": template["spec"]}));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    ok(
+        "dry-run create of the Deployment's Pod template",
+        pods.create(&dry_run, &pod).await,
+    );
+    // The check can fail: the same Pod with privilege escalation allowed is rejected.
+    let mut bad = template["spec"].clone();
+    bad["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
+    let bad: Pod = obj(json!({"metadata": {"name": "coredns-bad"}, "spec": bad}));
+    assert!(
+        pods.create(&dry_run, &bad).await.is_err(),
+        "restricted Pod Security rejects allowPrivilegeEscalation: true"
+    );
+    delete_namespace(&client, ns).await;
+}
+
 #[tokio::test]
 async fn default_kubernetes_service_answers() {
     let stack = shared();
