@@ -698,3 +698,58 @@ async fn api_paged_lists_are_followed_to_the_end() {
     assert_eq!(pages, 2, "{:?}", api.requests());
     server.shutdown().await;
 }
+
+/// Minimal HTTP/1.1 GET on loopback: (status, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.expect("read");
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("HTTP reply within 5 s");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn api_ready_is_503_until_every_kind_listed_then_200() {
+    let api = FakeApi::start().await;
+    populate(&api);
+    // Services list only after 2 s, well past the start-up timeout: the server starts unsynced.
+    api.slow_lists(Res::Services, Duration::from_millis(2000));
+    let corefile = format!(
+        ".:0 {{\n    ready 127.0.0.1:0\n    kubernetes cluster.local {{\n        endpoint {}\n        startup_timeout 200ms\n    }}\n}}\n",
+        api.url()
+    );
+    let server = common::start(&corefile).await;
+    let ready = server.http_addr("/ready");
+    assert_eq!(http_get(ready, "/ready").await, (503, "kubernetes".into()));
+    // Once the list has arrived, /ready turns 200 (polled: the list is 2 s late).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = http_get(ready, "/ready").await;
+        if reply == (200, "OK".into()) {
+            break;
+        }
+        assert_eq!(reply, (503, "kubernetes".into()), "only these two states");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready after the list arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let msg = query(server.addr, "a.ns.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&msg), ["10.96.0.1"]);
+    server.shutdown().await;
+}

@@ -66,9 +66,12 @@ async fn health_answers_ok() {
 /// other test sees it set.
 #[tokio::test]
 async fn ready_names_unready_plugins_then_ok_then_shutting_down() {
-    // Without a source the kubernetes plugin never syncs: /ready names it.
-    let unsynced =
-        common::start(".:0 {\n    ready 127.0.0.1:0\n    kubernetes cluster.local\n}\n").await;
+    // With an API server that never answers, the kubernetes plugin starts unsynced once
+    // `startup_timeout` has passed: /ready names it.
+    let unsynced = common::start(
+        ".:0 {\n    ready 127.0.0.1:0\n    kubernetes cluster.local {\n        endpoint http://127.0.0.1:1\n        startup_timeout 200ms\n    }\n}\n",
+    )
+    .await;
     let addr = unsynced.http_addr("/ready");
     assert_eq!(get(addr, "/ready").await, (503, "kubernetes".into()));
     unsynced.shutdown().await;
