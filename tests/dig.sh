@@ -603,7 +603,11 @@ start_forward_server() {
 	for attempt in 1 2 3 4 5; do
 		FWD_PORT=$((20000 + RANDOM % 40000))
 		mkdir -p "$WORK/kubeadm"
+		cp "$ROOT/corefile/demo-cluster.yaml" "$WORK/kubeadm/" || die "cannot copy demo-cluster.yaml"
+		# No cluster here: the kubernetes block reads the demo manifests instead of the
+		# in-cluster API (everything else of the kubeadm Corefile stays as it is).
 		sed -e "s/^\.:53 {/.:$FWD_PORT {\n    bind 127.0.0.1/" \
+			-e "s/^\(       pods insecure\)$/\1\n       manifests demo-cluster.yaml/" \
 			-e "s|forward \. /etc/resolv\.conf|forward . 127.0.0.1:$DNSMASQ_PORT|" \
 			-e "s/prometheus :9153/prometheus 127.0.0.1:$((base + 1))/" \
 			-e "s/^\(    health\) {/\1 127.0.0.1:$((base + 2)) {/" \
@@ -669,6 +673,11 @@ begin "forward: A a.nx.test: dnsmasq's NXDOMAIN passed on"
 q a.nx.test A
 expect_status NXDOMAIN
 expect_answer
+end
+begin "forward: kubeadm Corefile still answers cluster names itself (not forwarded)"
+q api.demo.svc.cluster.local A
+expect_status NOERROR
+expect_answer "api.demo.svc.cluster.local. 30 IN A 10.96.100.10"
 end
 begin "forward: kubeadm server still running (no loop false alarm)"
 kill -0 "$FWD_PID" 2>/dev/null || err "server exited; log: $(tail -n 5 "$WORK/kubeadm.log")"
