@@ -699,29 +699,6 @@ async fn api_paged_lists_are_followed_to_the_end() {
     server.shutdown().await;
 }
 
-/// Minimal HTTP/1.1 GET on loopback: (status, body).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fut = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.expect("read");
-        raw
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .expect("HTTP reply within 5 s");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    (status, body.to_owned())
-}
-
 #[tokio::test]
 async fn api_ready_is_503_until_every_kind_listed_then_200() {
     let api = FakeApi::start().await;
@@ -734,11 +711,14 @@ async fn api_ready_is_503_until_every_kind_listed_then_200() {
     );
     let server = common::start(&corefile).await;
     let ready = server.http_addr("/ready");
-    assert_eq!(http_get(ready, "/ready").await, (503, "kubernetes".into()));
+    assert_eq!(
+        common::http_get(ready, "/ready").await,
+        (503, "kubernetes".into())
+    );
     // Once the list has arrived, /ready turns 200 (polled: the list is 2 s late).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let reply = http_get(ready, "/ready").await;
+        let reply = common::http_get(ready, "/ready").await;
         if reply == (200, "OK".into()) {
             break;
         }

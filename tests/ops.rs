@@ -5,35 +5,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{Opts, TIMEOUT, build, demo_cluster_path, start_with_files, tcp_raw, udp_raw};
-
-/// GET `path`: status and body (HTTP/1.1, `Connection: close`).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let fut = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send");
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.expect("read");
-        raw
-    };
-    let raw = tokio::time::timeout(TIMEOUT, fut)
-        .await
-        .expect("HTTP reply within the timeout");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    (status, body.to_owned())
-}
+use common::{
+    Opts, TIMEOUT, build, demo_cluster_path, http_get, start_with_files, tcp_raw, udp_raw,
+};
 
 fn demo() -> String {
     std::fs::read_to_string(demo_cluster_path()).expect("demo cluster manifests")
@@ -54,11 +32,11 @@ const ENDPOINTS: &str = "\
 async fn health_answers_ok() {
     let s = start_with_files(ENDPOINTS, &[("demo.yaml", &demo())]).await;
     assert_eq!(
-        get(s.http_addr("/health"), "/health").await,
+        http_get(s.http_addr("/health"), "/health").await,
         (200, "OK".into())
     );
     // Another path on the same listener is not found.
-    assert_eq!(get(s.http_addr("/health"), "/nope").await.0, 404);
+    assert_eq!(http_get(s.http_addr("/health"), "/nope").await.0, 404);
     s.shutdown().await;
 }
 
@@ -73,21 +51,24 @@ async fn ready_names_unready_plugins_then_ok_then_shutting_down() {
     )
     .await;
     let addr = unsynced.http_addr("/ready");
-    assert_eq!(get(addr, "/ready").await, (503, "kubernetes".into()));
+    assert_eq!(http_get(addr, "/ready").await, (503, "kubernetes".into()));
     unsynced.shutdown().await;
 
     // With manifests it has synced once start-up returns.
     let s = start_with_files(ENDPOINTS, &[("demo.yaml", &demo())]).await;
     let ready = s.http_addr("/ready");
     let health = s.http_addr("/health");
-    assert_eq!(get(ready, "/ready").await, (200, "OK".into()));
+    assert_eq!(http_get(ready, "/ready").await, (200, "OK".into()));
 
     clusterdns::http::set_shutting_down(true);
-    let during = (get(ready, "/ready").await, get(health, "/health").await);
+    let during = (
+        http_get(ready, "/ready").await,
+        http_get(health, "/health").await,
+    );
     clusterdns::http::set_shutting_down(false);
     assert_eq!(during.0, (503, "Shutting down".into()));
     assert_eq!(during.1, (200, "OK".into()));
-    assert_eq!(get(ready, "/ready").await, (200, "OK".into()));
+    assert_eq!(http_get(ready, "/ready").await, (200, "OK".into()));
     s.shutdown().await;
 }
 
@@ -157,7 +138,7 @@ async fn metrics_follow_real_queries() {
     let server = format!("dns://127.0.0.1:{}", s.addr.port());
     let opts = Opts::default();
 
-    let before = get(metrics, "/metrics").await.1;
+    let before = http_get(metrics, "/metrics").await.1;
     assert_eq!(
         value(
             &samples(&before, &server),
@@ -184,7 +165,7 @@ async fn metrics_follow_real_queries() {
     let wire = build("api.demo.svc.cluster.local.", RecordType::AAAA, &opts);
     let tcp = tcp_raw(s.addr, &wire, TIMEOUT).await.expect("TCP reply");
 
-    let (status, text) = get(metrics, "/metrics").await;
+    let (status, text) = http_get(metrics, "/metrics").await;
     assert_eq!(status, 200);
     let m = samples(&text, &server);
     let base = [("server", server.as_str()), ("zone", "."), ("view", "")];

@@ -3,5 +3,6 @@
 
 pub mod cidr;
 pub mod ip;
+pub mod rcode;
 pub mod synth;
 pub mod zone;

@@ -290,22 +290,11 @@ fn classify(result: &Result<Answer, PluginError>) -> u8 {
     }
 }
 
-/// Rcode as CoreDNS prints it.
+/// Rcode as CoreDNS prints it (the number when it has no mnemonic).
 fn rcode_str(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::YXDomain => "YXDOMAIN".into(),
-        ResponseCode::YXRRSet => "YXRRSET".into(),
-        ResponseCode::NXRRSet => "NXRRSET".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        ResponseCode::BADVERS => "BADVERS".into(),
-        other => u16::from(other).to_string(),
+    match crate::dns::rcode::rcode_name(rcode) {
+        Some(name) => name.to_owned(),
+        None => u16::from(rcode).to_string(),
     }
 }
 

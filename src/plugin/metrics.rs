@@ -166,22 +166,11 @@ const RCODES: [ResponseCode; 6] = [
     ResponseCode::Refused,
 ];
 
-/// Rcode as CoreDNS names it in labels.
+/// Rcode as CoreDNS names it in labels (`RCODE<n>` when it has no mnemonic).
 fn rcode_label(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::YXDomain => "YXDOMAIN".into(),
-        ResponseCode::YXRRSet => "YXRRSET".into(),
-        ResponseCode::NXRRSet => "NXRRSET".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        ResponseCode::BADVERS => "BADVERS".into(),
-        other => format!("RCODE{}", u16::from(other)),
+    match crate::dns::rcode::rcode_name(rcode) {
+        Some(name) => name.to_owned(),
+        None => format!("RCODE{}", u16::from(rcode)),
     }
 }
 

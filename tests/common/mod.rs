@@ -310,3 +310,25 @@ pub(crate) fn corefile_dir(text: &str) -> tempfile::TempDir {
     dir
 }
 pub(crate) mod upstream;
+
+/// GET `path`: status and body (HTTP/1.1, `Connection: close`).
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let fut = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.expect("read");
+        raw
+    };
+    let raw = tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .expect("HTTP reply within the timeout");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_owned())
+}

@@ -110,28 +110,7 @@ pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(),
 
 /// CoreDNS's rcode mnemonics, for metric labels.
 fn rcode_name(code: ResponseCode) -> &'static str {
-    match u16::from(code) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADSIG",
-        17 => "BADKEY",
-        18 => "BADTIME",
-        19 => "BADMODE",
-        20 => "BADNAME",
-        21 => "BADALG",
-        22 => "BADTRUNC",
-        23 => "BADCOOKIE",
-        _ => "OTHER",
-    }
+    crate::dns::rcode::rcode_name(code).unwrap_or("OTHER")
 }
 
 /// Metric handles of one upstream and one rcode, fetched once.
