@@ -19,31 +19,5 @@ need_tools
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
-cp corefile/demo-cluster.yaml "$work/"
-cat > "$work/Corefile" <<COREFILE
-.:$port {
-    bind 127.0.0.1
-    errors
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        manifests demo-cluster.yaml
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-        ttl 30
-    }
-}
-COREFILE
-cat > "$work/queries" <<'QUERIES'
-api.demo.svc.cluster.local A
-api.demo.svc.cluster.local AAAA
-kubernetes.default.svc.cluster.local A
-kube-dns.kube-system.svc.cluster.local A
-db.demo.svc.cluster.local A
-db-0.db.demo.svc.cluster.local A
-_http._tcp.api.demo.svc.cluster.local SRV
-frontend.web.svc.cluster.local A
-api.demo.svc.cluster.local.demo.svc.cluster.local A
-api.demo.svc.cluster.local.svc.cluster.local A
-10.0.96.10.in-addr.arpa PTR
-10-244-1-5.demo.pod.cluster.local A
-QUERIES
-measure clusterdns "$port" "$work/queries" "$duration" -- "$bin" -conf "$work/Corefile" -quiet
+demo_workload "$work" "$port"
+measure clusterdns "$port" "$work/queries" "$duration" -- "$bin" -conf "$work/Corefile.$port" -quiet

@@ -39,3 +39,39 @@ need_tools() {
   command -v dnsperf >/dev/null || { echo "dnsperf missing: apt-get install -y dnsperf" >&2; exit 1; }
   command -v dig >/dev/null || { echo "dig missing: apt-get install -y bind9-dnsutils" >&2; exit 1; }
 }
+
+# demo_workload DIR PORT [EXTRA_DIRECTIVE]
+# Writes the demo cluster's load: DIR/demo-cluster.yaml, DIR/queries (a mix of what pods ask:
+# service names, search-path misses, SRV, PTR, pod names) and DIR/Corefile.PORT serving it on
+# 127.0.0.1:PORT without the per-query `log` plugin, plus EXTRA_DIRECTIVE if given.
+demo_workload() {
+  local dir=$1 port=$2 extra=${3:-}
+  cp corefile/demo-cluster.yaml "$dir/"
+  cat > "$dir/queries" <<'QUERIES'
+api.demo.svc.cluster.local A
+api.demo.svc.cluster.local AAAA
+kubernetes.default.svc.cluster.local A
+kube-dns.kube-system.svc.cluster.local A
+db.demo.svc.cluster.local A
+db-0.db.demo.svc.cluster.local A
+_http._tcp.api.demo.svc.cluster.local SRV
+frontend.web.svc.cluster.local A
+api.demo.svc.cluster.local.demo.svc.cluster.local A
+api.demo.svc.cluster.local.svc.cluster.local A
+10.0.96.10.in-addr.arpa PTR
+10-244-1-5.demo.pod.cluster.local A
+QUERIES
+  cat > "$dir/Corefile.$port" <<COREFILE
+.:$port {
+    bind 127.0.0.1
+    errors
+    $extra
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        manifests demo-cluster.yaml
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+}
+COREFILE
+}

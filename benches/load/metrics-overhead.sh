@@ -20,44 +20,17 @@ command -v curl >/dev/null || { echo "curl missing: apt-get install -y curl" >&2
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp corefile/demo-cluster.yaml "$work/"
-cat > "$work/queries" <<'QUERIES'
-api.demo.svc.cluster.local A
-api.demo.svc.cluster.local AAAA
-kubernetes.default.svc.cluster.local A
-kube-dns.kube-system.svc.cluster.local A
-db.demo.svc.cluster.local A
-db-0.db.demo.svc.cluster.local A
-_http._tcp.api.demo.svc.cluster.local SRV
-frontend.web.svc.cluster.local A
-api.demo.svc.cluster.local.demo.svc.cluster.local A
-api.demo.svc.cluster.local.svc.cluster.local A
-10.0.96.10.in-addr.arpa PTR
-10-244-1-5.demo.pod.cluster.local A
-QUERIES
 metrics_port=$((40000 + RANDOM % 10000))
 for variant in without with; do
   port=$((20000 + RANDOM % 20000))
   extra=""
   [ "$variant" = with ] && extra="prometheus 127.0.0.1:$metrics_port"
-  cat > "$work/Corefile.$variant" <<COREFILE
-.:$port {
-    bind 127.0.0.1
-    errors
-    $extra
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        manifests demo-cluster.yaml
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-        ttl 30
-    }
-}
-COREFILE
+  demo_workload "$work" "$port" "$extra"
   if [ "$variant" = with ]; then
     # Scrape while the server still runs: measure stops it.
     ( sleep $((duration / 2 + 1)); curl -s "http://127.0.0.1:$metrics_port/metrics" > "$work/metrics.txt" ) &
   fi
-  measure "$variant-prom" "$port" "$work/queries" "$duration" -- "$bin" -conf "$work/Corefile.$variant" -quiet
+  measure "$variant-prom" "$port" "$work/queries" "$duration" -- "$bin" -conf "$work/Corefile.$port" -quiet
 done
 wait
 echo "--- sample of /metrics (with-prom) ---"
