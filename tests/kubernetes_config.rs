@@ -1,10 +1,9 @@
-//! Corefiles shipped with clusterdns load: the kubeadm default unchanged (its not-yet-active
-//! plugins reported), every file `corefile/Corefile*`, and every ```corefile block of the README
-//! files (in a tempdir holding the manifests they name).
+//! The kubeadm default Corefile loads unchanged, and kubernetes setup errors carry their Corefile
+//! location. (Every other shipped Corefile and README example: tests/doc_examples.rs.)
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -50,139 +49,6 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
     let reload = config.reload().expect("reload configured");
     assert_eq!(reload.interval, std::time::Duration::from_secs(30));
     assert_eq!(reload.jitter, std::time::Duration::from_secs(15));
-}
-
-/// ```corefile blocks of a Markdown text.
-fn corefile_blocks(markdown: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        let fence = line.trim_start();
-        match current.as_mut() {
-            None if fence.starts_with("```corefile") => current = Some(String::new()),
-            None => {}
-            Some(_) if fence.starts_with("```") => blocks.extend(current.take()),
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-        }
-    }
-    blocks
-}
-
-fn readmes() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                // README.md beside a plugin directory, or `<plugin>.md` beside a one-file plugin.
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let top = Path::new(ROOT).join("README.md");
-    if top.exists() {
-        out.push(top);
-    }
-    walk(&Path::new(ROOT).join("src"), &mut out);
-    out.sort();
-    out
-}
-
-/// Creates, in `dir`, every manifest path a Corefile names (`manifests A B/ ...`): files get a
-/// copy of the demo cluster, paths ending in `/` become directories holding one. Files named by
-/// `kubeconfig PATH [CONTEXT]` get a minimal kubeconfig, those of `tls CERT KEY CACERT` a
-/// placeholder (setup only checks they can be read).
-fn provide_manifests(corefile: &str, dir: &Path) {
-    let demo = std::fs::read_to_string(common::demo_cluster_path()).expect("demo cluster");
-    for line in corefile.lines() {
-        let mut words = line.split_whitespace();
-        match words.next() {
-            Some("kubeconfig") => {
-                if let Some(path) = words.next() {
-                    let context = words.next().unwrap_or("default");
-                    let kubeconfig = format!(
-                        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n\
-                         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: {context}\n  context:\n    cluster: c\n    user: u\n\
-                         current-context: {context}\n"
-                    );
-                    common::write_file(dir, path, &kubeconfig);
-                }
-                continue;
-            }
-            Some("tls") => {
-                for path in words {
-                    common::write_file(dir, path, "placeholder\n");
-                }
-                continue;
-            }
-            Some("manifests") => {}
-            _ => continue,
-        }
-        for path in words {
-            if let Some(sub) = path.strip_suffix('/') {
-                common::write_file(dir, &format!("{sub}/cluster.yaml"), &demo);
-            } else {
-                common::write_file(dir, path, &demo);
-            }
-        }
-    }
-}
-
-#[test]
-fn readme_corefile_blocks_validate() {
-    let mut checked = 0;
-    for readme in readmes() {
-        let text = std::fs::read_to_string(&readme).expect("README readable");
-        for (i, block) in corefile_blocks(&text).iter().enumerate() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            provide_manifests(block, dir.path());
-            let name = format!("{}#{}", readme.display(), i + 1);
-            if let Err(e) = clusterdns::config_from_str(block, &name, dir.path(), 53) {
-                panic!("{name} does not validate: {e}\n{block}");
-            }
-            checked += 1;
-        }
-    }
-    // The kubernetes README alone has two examples.
-    assert!(checked >= 2, "only {checked} corefile blocks found");
-}
-
-#[test]
-fn shipped_corefiles_load() {
-    let mut checked = 0;
-    let entries = std::fs::read_dir(Path::new(ROOT).join("corefile")).expect("corefile/");
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("Corefile"))
-        {
-            continue;
-        }
-        if let Err(e) = clusterdns::load_config(&path, 53) {
-            panic!("{}: {e}", path.display());
-        }
-        checked += 1;
-    }
-    assert!(checked >= 2, "only {checked} Corefiles found");
-}
-
-#[test]
-fn corefile_block_extraction() {
-    let md = "text\n```corefile\na {\n}\n```\n```text\nno\n```\n  ```corefile\nb\n  ```\n";
-    assert_eq!(
-        corefile_blocks(md),
-        vec!["a {\n}\n".to_owned(), "b\n".to_owned()]
-    );
 }
 
 #[test]

@@ -12,8 +12,9 @@ pub(crate) mod health;
 pub(crate) mod kubernetes;
 pub(crate) mod loadbalance;
 pub(crate) mod log;
-pub(crate) mod loop_detect;
-pub(crate) mod metrics;
+/// The `loop` directive (`loop` is a Rust keyword, hence the raw identifier).
+pub(crate) mod r#loop;
+pub(crate) mod prometheus;
 pub(crate) mod ready;
 pub mod reload;
 #[cfg(test)]
@@ -497,7 +498,7 @@ static REGISTRY: &[Registration] = &[
     },
     Registration {
         name: "prometheus",
-        setup: metrics::setup,
+        setup: prometheus::setup,
         repeatable: false,
         status: Status::Partial("`view` label is always empty; DoH/DoQ families"),
     },
@@ -515,7 +516,7 @@ static REGISTRY: &[Registration] = &[
     },
     Registration {
         name: "loop",
-        setup: loop_detect::setup,
+        setup: r#loop::setup,
         repeatable: false,
         status: Status::Active,
     },

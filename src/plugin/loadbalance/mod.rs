@@ -1,5 +1,5 @@
 //! The `loadbalance` plugin: shuffles address records in answers so clients spread their load.
-#![doc = include_str!("loadbalance.md")]
+#![doc = include_str!("README.md")]
 
 use std::sync::Arc;
 

@@ -1,52 +1,5 @@
 //! The `errors` plugin: logs every error the rest of the chain returns, once, at error level.
-//!
-//! # Name
-//! *errors* - logs the errors met while serving a query.
-//!
-//! # Description
-//! Every error returned by the plugins after `errors` in the chain is logged as
-//! `[ERROR] plugin/errors: RCODE QNAME QTYPE: ERROR` (RCODE as a number, QNAME lower-cased), and
-//! returned unchanged, so the client still gets its rcode (SERVFAIL by default).
-//!
-//! # Syntax
-//! ```text
-//! errors {
-//!     stacktrace
-//!     consolidate DURATION REGEXP [warning|error|info|debug] [show_first]
-//! }
-//! ```
-//! * `stacktrace`: CoreDNS logs a stack trace for panics. Parsed; not active (clusterdns plugins
-//!   return errors instead of panicking).
-//! * `consolidate DURATION REGEXP [LEVEL] [show_first]`: errors whose message matches REGEXP are
-//!   not logged one by one; every DURATION one line at LEVEL (default `error`) reports how many
-//!   there were: `plugin/errors: 3 errors like 'REGEXP' occurred in last 5m0s`. With
-//!   `show_first`, the first matching error of each period is also logged in full. The first
-//!   `consolidate` line whose REGEXP matches wins; errors matching none are logged at once.
-//!
-//! # Examples
-//! ```corefile
-//! . {
-//!     errors
-//!     whoami
-//! }
-//! ```
-//! ```corefile
-//! . {
-//!     errors {
-//!         consolidate 5m ".* i/o timeout$" warning show_first
-//!     }
-//!     whoami
-//! }
-//! ```
-//!
-//! # Metrics
-//! None.
-//!
-//! # Ready
-//! Always ready.
-//!
-//! # Differences from CoreDNS
-//! `stacktrace` is accepted but not active; start-up logs a warning for it.
+#![doc = include_str!("README.md")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

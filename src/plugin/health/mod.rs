@@ -1,6 +1,6 @@
 //! The `health` plugin: an HTTP `/health` endpoint that answers 200 `OK` while the process runs,
 //! with an optional lame-duck delay on shutdown (during which `/health` still answers 200).
-#![doc = include_str!("health.md")]
+#![doc = include_str!("README.md")]
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;

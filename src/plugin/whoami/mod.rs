@@ -1,36 +1,5 @@
 //! The `whoami` plugin: answers every query with the client's own address and port.
-//!
-//! # Name
-//! *whoami* - returns your resolver's local IP address, port and transport.
-//!
-//! # Description
-//! The reply has an empty answer section; the additional section holds an A (IPv4 client) or
-//! AAAA (IPv6 client) record for the query name with the client's address, and an SRV record
-//! `_udp.QNAME` or `_tcp.QNAME` whose port is the client's source port and whose target is the
-//! root. The reply is authoritative; the records have TTL 0. Clients reaching a dual-stack socket
-//! over IPv4 are reported with an A record, as their address is an IPv4 one.
-//!
-//! # Syntax
-//! ```text
-//! whoami
-//! ```
-//! No arguments and no option block.
-//!
-//! # Examples
-//! ```corefile
-//! example.org {
-//!     whoami
-//! }
-//! ```
-//!
-//! # Metrics
-//! None.
-//!
-//! # Ready
-//! Always ready (it does not report to `ready`).
-//!
-//! # Differences from CoreDNS
-//! None known.
+#![doc = include_str!("README.md")]
 
 use std::net::IpAddr;
 use std::sync::Arc;

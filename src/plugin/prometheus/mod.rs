@@ -1,6 +1,6 @@
 //! The `prometheus` plugin: Prometheus metrics over HTTP at `/metrics`, and CoreDNS's
 //! `coredns_dns_*` families for the server blocks that use it.
-#![doc = include_str!("prometheus.md")]
+#![doc = include_str!("README.md")]
 
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;

@@ -1,6 +1,6 @@
 //! The `ready` plugin: an HTTP `/ready` endpoint that answers 200 once every plugin of the block
 //! that reports readiness is ready, 503 with their names before (and while shutting down).
-#![doc = include_str!("ready.md")]
+#![doc = include_str!("README.md")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

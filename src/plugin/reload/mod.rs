@@ -1,7 +1,7 @@
-#![doc = include_str!("reload/README.md")]
 //! The `reload` plugin: the directive, the check schedule (interval ± jitter) and the reload
 //! metrics. The reload itself (read, compare, rebuild, swap) is `crate::lifecycle`'s: a plugin
 //! never sees the servers.
+#![doc = include_str!("README.md")]
 
 use std::sync::LazyLock;
 use std::time::Duration;

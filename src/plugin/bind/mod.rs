@@ -1,47 +1,5 @@
 //! The `bind` plugin: restricts the addresses a server block listens on.
-//!
-//! # Name
-//! *bind* - overrides the host to which the server should bind.
-//!
-//! # Description
-//! Without `bind`, a server listens on all addresses (a dual-stack wildcard socket). With it, it
-//! listens only on the given addresses, one UDP socket and one TCP listener each. An argument that
-//! is not an IP address is taken as a network interface name and stands for all of its addresses.
-//! Not part of the query path.
-//!
-//! # Syntax
-//! ```text
-//! bind ADDRESS|IFACE... {
-//!     except ADDRESS|IFACE...
-//! }
-//! ```
-//! `except` removes addresses (typically some of an interface's). `bind` may appear several
-//! times; the addresses add up.
-//!
-//! # Examples
-//! ```corefile
-//! . {
-//!     bind 127.0.0.1 ::1
-//!     whoami
-//! }
-//! ```
-//! ```corefile
-//! . {
-//!     bind lo {
-//!         except ::1
-//!     }
-//!     whoami
-//! }
-//! ```
-//!
-//! # Metrics
-//! None.
-//!
-//! # Ready
-//! Always ready.
-//!
-//! # Differences from CoreDNS
-//! IPv6 link-local addresses with a zone (`fe80::1%eth0`) are not accepted.
+#![doc = include_str!("README.md")]
 
 use std::net::IpAddr;
 
