@@ -401,3 +401,98 @@ async fn errors_consolidate_reports_a_count_per_period() {
     );
     s.shutdown().await;
 }
+
+/// A headless service with `n` ready endpoints in namespace `big`: its A reply outgrows 512 bytes.
+fn big_pool(n: u8) -> String {
+    let mut text = String::from(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: big}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: pool, namespace: big}\n\
+         spec:\n  clusterIP: None\n  clusterIPs: [None]\n  ports:\n    - {name: http, port: 80, protocol: TCP}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: pool-x1\n  namespace: big\n\
+         \x20 labels: {kubernetes.io/service-name: pool}\naddressType: IPv4\nendpoints:\n",
+    );
+    for i in 1..=n {
+        text.push_str(&format!(
+            "  - {{addresses: [10.8.0.{i}], conditions: {{ready: true}}}}\n"
+        ));
+    }
+    text.push_str("ports:\n  - {name: http, port: 80, protocol: TCP}\n");
+    text
+}
+
+/// Sends two length-prefixed queries on one TCP connection and reads both replies.
+async fn tcp_two(addr: std::net::SocketAddr, first: &[u8], second: &[u8]) -> Vec<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let talk = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        for wire in [first, second] {
+            let len = u16::try_from(wire.len()).expect("small query");
+            s.write_all(&len.to_be_bytes()).await.expect("write");
+            s.write_all(wire).await.expect("write");
+        }
+        let mut replies = Vec::new();
+        for _ in 0..2 {
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await.expect("reply length");
+            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut buf).await.expect("reply body");
+            replies.push(buf);
+        }
+        replies
+    };
+    tokio::time::timeout(TIMEOUT, talk)
+        .await
+        .expect("two TCP replies within the timeout")
+}
+
+#[tokio::test]
+async fn response_size_metric_is_what_the_client_received_over_udp_and_tcp() {
+    let s = start_with_files(ENDPOINTS, &[("demo.yaml", &big_pool(60))]).await;
+    let metrics = s.http_addr("/metrics");
+    let server = format!("dns://127.0.0.1:{}", s.addr.port());
+    let name = "pool.big.svc.cluster.local.";
+
+    // UDP without EDNS: cut to 512 bytes with TC set; with a 4096-byte OPT: whole.
+    let plain = build(name, RecordType::A, &Opts::default());
+    let truncated = udp_raw(s.addr, &plain, TIMEOUT).await.expect("UDP reply");
+    let tc = Message::from_vec(&truncated).expect("decodable");
+    assert!(tc.metadata.truncation, "60 A records do not fit 512 bytes");
+    assert!(truncated.len() <= 512, "{}", truncated.len());
+    let edns = Opts {
+        edns: Some(4096),
+        ..Opts::default()
+    };
+    let whole = udp_raw(s.addr, &build(name, RecordType::A, &edns), TIMEOUT)
+        .await
+        .expect("UDP reply");
+    assert!(whole.len() > 512, "{}", whole.len());
+    assert_eq!(Message::from_vec(&whole).expect("decodable").answers.len(), 60);
+
+    // TCP: two queries on one connection, the second an NXDOMAIN.
+    let nx = build("nope.big.svc.cluster.local.", RecordType::A, &Opts::default());
+    let tcp = tcp_two(s.addr, &plain, &nx).await;
+    assert!(tcp[0].len() > 512, "{}", tcp[0].len());
+    assert_eq!(Message::from_vec(&tcp[0]).expect("decodable").answers.len(), 60);
+    assert_eq!(
+        Message::from_vec(&tcp[1]).expect("decodable").metadata.response_code,
+        ResponseCode::NXDomain
+    );
+
+    let (status, text) = http_get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    let m = samples(&text, &server);
+    let at = |proto: &'static str| [("server", server.as_str()), ("zone", "."), ("proto", proto)];
+    let sum = "coredns_dns_response_size_bytes_sum";
+    let count = "coredns_dns_response_size_bytes_count";
+    assert_eq!(value(&m, count, &at("udp")), 2.0);
+    assert_eq!(
+        value(&m, sum, &at("udp")),
+        (truncated.len() + whole.len()) as f64
+    );
+    assert_eq!(value(&m, count, &at("tcp")), 2.0);
+    assert_eq!(
+        value(&m, sum, &at("tcp")),
+        (tcp[0].len() + tcp[1].len()) as f64
+    );
+    s.shutdown().await;
+}

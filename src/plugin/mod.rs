@@ -24,7 +24,7 @@ pub(crate) mod whoami;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use hickory_proto::op::ResponseCode;
@@ -61,10 +61,11 @@ pub struct EdnsInfo {
 /// One question as plugins see it, built once per request by `server`.
 #[derive(Clone)]
 pub struct Query<'a> {
-    /// The query name exactly as received (letter case preserved, RFC 4343 / 0x20).
-    pub name: Name,
+    /// The query name exactly as received (letter case preserved, RFC 4343 / 0x20); borrowed
+    /// from the request, never copied per query.
+    pub name: &'a Name,
     /// The lower-cased name used for matching.
-    pub lower: LowerName,
+    pub lower: &'a LowerName,
     pub qtype: RecordType,
     pub qclass: DNSClass,
     pub id: u16,
@@ -76,6 +77,8 @@ pub struct Query<'a> {
     pub transport: Transport,
     /// Size of the request on the wire, in bytes (0 for internal queries).
     pub request_size: usize,
+    /// Where the size of the reply goes once the server has encoded and sent it.
+    pub reply_size: &'a ReplySize,
     /// Re-enters the server for a new question (ExternalName targets, loop probes).
     pub resolver: &'a dyn Resolve,
 }
@@ -90,6 +93,35 @@ impl fmt::Debug for Query<'_> {
             .field("src", &self.src)
             .field("transport", &self.transport)
             .finish_non_exhaustive()
+    }
+}
+
+/// The size of the reply to one request, reported after the chain has run: the server encodes
+/// the answer once, sends it, and observes its byte count into the histogram a plugin left here
+/// while serving (`prometheus`, per zone and transport). Nothing is observed when no plugin left
+/// one, for internal queries (never sent) and for replies that could not be sent.
+#[derive(Debug, Default)]
+pub struct ReplySize(OnceLock<prometheus::Histogram>);
+
+impl ReplySize {
+    /// A cell for queries whose reply is never sent (background refreshes, tests): whatever a
+    /// plugin leaves here is never observed.
+    pub fn unsent() -> &'static ReplySize {
+        static UNSENT: ReplySize = ReplySize(OnceLock::new());
+        &UNSENT
+    }
+
+    /// Asks for the reply's size in `histogram`; the first plugin to ask wins.
+    pub fn observe_into(&self, histogram: &prometheus::Histogram) {
+        let _ = self.0.set(histogram.clone());
+    }
+
+    /// The server's report: the reply took `bytes` on the wire.
+    pub(crate) fn report(&self, bytes: usize) {
+        if let Some(histogram) = self.0.get() {
+            // Replies are at most 64 KiB: exact in an f64.
+            histogram.observe(bytes as f64);
+        }
     }
 }
 
@@ -188,18 +220,6 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Answer the query, or call `next.run(query)` to pass it on (possibly wrapping the result).
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError>;
-
-    /// Whether the server should report each reply's wire size to [`Plugin::reply_size`]
-    /// (`prometheus`); asked once when the chain is built.
-    fn wants_reply_size(&self) -> bool {
-        false
-    }
-
-    /// The size in bytes of the reply the server sent for `query` (only for plugins whose
-    /// [`Plugin::wants_reply_size`] is true; the first such plugin of a chain).
-    fn reply_size(&self, query: &Query<'_>, size: usize) {
-        let _ = (query, size);
-    }
 
     /// `Some(ready)` for plugins that report readiness to the `ready` plugin
     /// (kubernetes: its sources have synced); `None` for the rest.
@@ -327,8 +347,6 @@ impl<'a> Next<'a> {
 #[derive(Clone, Default)]
 pub struct Chain {
     plugins: Vec<Arc<dyn Plugin>>,
-    /// The first plugin that wants each reply's size (`prometheus`), if any.
-    size_observer: Option<Arc<dyn Plugin>>,
 }
 
 impl fmt::Debug for Chain {
@@ -343,16 +361,7 @@ impl Chain {
     /// Build a chain from plugins in any order; they are sorted by their place in [`ORDER`].
     pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
         plugins.sort_by_key(|p| order_of(p.name()).unwrap_or(usize::MAX));
-        let size_observer = plugins.iter().find(|p| p.wants_reply_size()).cloned();
-        Chain {
-            plugins,
-            size_observer,
-        }
-    }
-
-    /// The plugin the server reports reply sizes to, if any.
-    pub fn size_observer(&self) -> Option<&dyn Plugin> {
-        self.size_observer.as_deref()
+        Chain { plugins }
     }
 
     pub async fn run(&self, query: &Query<'_>) -> Result<Answer, PluginError> {

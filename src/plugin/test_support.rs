@@ -25,10 +25,12 @@ pub(crate) fn query_for<'a>(
     transport: Transport,
     resolver: &'a dyn Resolve,
 ) -> Query<'a> {
-    let name = Name::from_ascii(name).unwrap();
+    // A query borrows its names from the request; a test's names live as long as the test
+    // process (a few bytes each).
+    let name: &'static Name = Box::leak(Box::new(Name::from_ascii(name).unwrap()));
     let src: SocketAddr = src.parse().unwrap();
     Query {
-        lower: LowerName::new(&name),
+        lower: Box::leak(Box::new(LowerName::new(name))),
         name,
         qtype: RecordType::A,
         qclass: DNSClass::IN,
@@ -39,6 +41,7 @@ pub(crate) fn query_for<'a>(
         src,
         transport,
         request_size: 40,
+        reply_size: crate::plugin::ReplySize::unsent(),
         resolver,
     }
 }

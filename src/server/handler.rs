@@ -1,22 +1,20 @@
-//! hickory's `RequestHandler` for one listen address: checks the request (opcode, question count,
-//! EDNS version, class), builds the `plugin::Query`, routes it to a chain and hands the result to
-//! `reply`. Never panics on any input.
+//! The request handler of one listen address: checks the request (opcode, question count, EDNS
+//! version, class), builds the `plugin::Query`, routes it to a chain, hands the result to `reply`
+//! and reports the reply's size through the query's `ReplySize`. Never panics on any input.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use hickory_proto::op::{Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
-use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::server::Request;
 
 use super::Inflight;
-use super::reply;
+use super::reply::{self, Transmit};
 use super::router::Router;
-use crate::plugin::{Answer, EdnsInfo, Origin, PluginError, Query, Resolve, Transport};
+use crate::plugin::{Answer, EdnsInfo, Origin, PluginError, Query, ReplySize, Resolve, Transport};
 
 /// How deep internal queries may nest (an ExternalName pointing at another, ...).
 const MAX_INTERNAL_DEPTH: u8 = 8;
@@ -42,19 +40,15 @@ impl Handler {
     }
 }
 
-#[async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        // While draining for shutdown, new requests are dropped as if the socket were closed.
+impl Handler {
+    /// Answers `request` through `out` (nothing is sent while draining for shutdown: new
+    /// requests are dropped as if the socket were closed).
+    pub(crate) async fn handle<T: Transmit>(&self, request: &Request, out: &mut T) {
         let Some(_guard) = self.inflight.enter() else {
-            return reply::not_sent(Metadata::response_from_request(&request.metadata));
+            return;
         };
         let router = self.router.load();
-        handle(&router, request, response_handle).await
+        handle(&router, request, out).await;
     }
 }
 
@@ -69,39 +63,37 @@ fn canonical(src: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn handle<R: ResponseHandler>(
-    router: &Router,
-    request: &Request,
-    response_handle: R,
-) -> ResponseInfo {
+async fn handle<T: Transmit>(router: &Router, request: &Request, out: &mut T) {
     let edns = reply::mirror_edns(request.edns.as_ref());
     let edns = edns.as_ref();
     if request.metadata.op_code != OpCode::Query {
-        return reply::send_rcode(request, response_handle, ResponseCode::NotImp, edns, true).await;
+        reply::send_rcode(request, out, ResponseCode::NotImp, edns, true).await;
+        return;
     }
     let [question] = request.queries.queries() else {
-        return reply::send_rcode(request, response_handle, ResponseCode::FormErr, edns, false)
-            .await;
+        reply::send_rcode(request, out, ResponseCode::FormErr, edns, false).await;
+        return;
     };
     if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-        return reply::send_rcode(request, response_handle, ResponseCode::BADVERS, edns, true)
-            .await;
+        reply::send_rcode(request, out, ResponseCode::BADVERS, edns, true).await;
+        return;
     }
     if question.query_class() != DNSClass::IN {
-        return reply::send_rcode(request, response_handle, ResponseCode::Refused, edns, true)
-            .await;
+        reply::send_rcode(request, out, ResponseCode::Refused, edns, true).await;
+        return;
     }
     let chain = match router.route(question.name()) {
         Some(chain) if !chain.is_empty() => chain,
         _ => {
-            return reply::send_rcode(request, response_handle, ResponseCode::Refused, edns, true)
-                .await;
+            reply::send_rcode(request, out, ResponseCode::Refused, edns, true).await;
+            return;
         }
     };
     let resolver = Internal { router, depth: 1 };
+    let reply_size = ReplySize::default();
     let query = Query {
-        name: question.original().name().clone(),
-        lower: question.name().clone(),
+        name: question.original().name(),
+        lower: question.name(),
         qtype: question.query_type(),
         qclass: question.query_class(),
         id: request.metadata.id,
@@ -112,22 +104,14 @@ async fn handle<R: ResponseHandler>(
             dnssec_ok: e.flags().dnssec_ok,
         }),
         src: canonical(request.src()),
-        transport: match request.protocol() {
-            Protocol::Udp => Transport::Udp,
-            _ => Transport::Tcp,
-        },
+        transport: out.transport(),
         request_size: request.as_slice().len(),
+        reply_size: &reply_size,
         resolver: &resolver,
     };
     let result = chain.run(&query).await;
-    match chain.size_observer() {
-        None => reply::send_result(request, response_handle, &result, edns).await,
-        Some(observer) => {
-            let (info, size) =
-                reply::send_result_sized(request, response_handle, &result, edns).await;
-            observer.reply_size(&query, size);
-            info
-        }
+    if let Some(size) = reply::send_result(request, out, &result, edns).await {
+        reply_size.report(size);
     }
 }
 
@@ -157,9 +141,10 @@ impl Resolve for Internal<'_> {
             router: self.router,
             depth: self.depth + 1,
         };
+        let reply_size = ReplySize::default();
         let query = Query {
-            name,
-            lower,
+            name: &name,
+            lower: &lower,
             qtype,
             qclass: DNSClass::IN,
             id: 0,
@@ -169,6 +154,7 @@ impl Resolve for Internal<'_> {
             src: self.router.local(),
             transport: Transport::Udp,
             request_size: 0,
+            reply_size: &reply_size,
             resolver: &nested,
         };
         chain.run(&query).await

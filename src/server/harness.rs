@@ -3,20 +3,16 @@
 //! the network listeners never use it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::rr::Record;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 
 use super::handler::Handler;
+use super::reply::Transmit;
 use super::{Inflight, plan};
 use crate::config::Config;
+use crate::plugin::Transport;
 
 /// The first listen address of a configuration, served in-process.
 pub struct Harness {
@@ -40,50 +36,30 @@ impl Harness {
     pub async fn handle(&self, bytes: &[u8], src: SocketAddr, tcp: bool) -> Option<Vec<u8>> {
         let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
         let request = Request::from_bytes(bytes.to_vec(), src, protocol).ok()?;
-        let capture = Capture {
-            protocol,
-            out: Arc::new(Mutex::new(None)),
+        let mut capture = Capture {
+            transport: if tcp { Transport::Tcp } else { Transport::Udp },
+            out: None,
         };
-        self.handler
-            .handle_request::<Capture, TokioTime>(&request, capture.clone())
-            .await;
-        capture.out.lock().ok()?.take()
+        self.handler.handle(&request, &mut capture).await;
+        capture.out
     }
 }
 
-/// A response handle that encodes the reply into memory with the size limit a socket would use.
-#[derive(Clone)]
+/// Keeps the encoded reply in memory (encoded with the size limit a socket of its transport
+/// would use).
 struct Capture {
-    protocol: Protocol,
-    out: Arc<Mutex<Option<Vec<u8>>>>,
+    transport: Transport,
+    out: Option<Vec<u8>>,
 }
 
-#[async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max = match (self.protocol, response.edns()) {
-            (Protocol::Udp, Some(edns)) => edns.max_payload(),
-            (Protocol::Udp, None) => 512,
-            _ => u16::MAX,
-        };
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max);
-        let info = response.destructive_emit(&mut encoder)?;
-        if let Ok(mut slot) = self.out.lock() {
-            *slot = Some(bytes);
-        }
-        Ok(info)
+impl Transmit for Capture {
+    fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    async fn transmit(&mut self, wire: &[u8]) -> std::io::Result<()> {
+        self.out = Some(wire.to_vec());
+        Ok(())
     }
 }
 

@@ -1,11 +1,12 @@
 //! Sockets and the request path: one UDP socket and one TCP listener per distinct listen address
-//! (bind IP x port) of all server blocks, each served by hickory's `Server` with our `Handler`.
-//! Wire concerns only: knows `plugin::Chain`, never a concrete plugin.
+//! (bind IP x port) of all server blocks, each served by our loops (`udp`, `tcp`) with one
+//! `Handler`. Wire concerns only: knows `plugin::Chain`, never a concrete plugin.
 
 mod handler;
 mod harness;
 mod reply;
 mod router;
+mod tcp;
 mod udp;
 
 use std::io;
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
 
@@ -27,8 +27,6 @@ pub use harness::Harness;
 
 /// How long a TCP connection may stay idle between queries.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Replies queued per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 64;
 /// Attempts at finding a port free for both UDP and TCP when the key asks for port 0.
 const EPHEMERAL_ATTEMPTS: usize = 10;
 
@@ -128,8 +126,8 @@ pub(crate) struct Listener {
     local: SocketAddr,
     router: Arc<ArcSwap<Router>>,
     inflight: Arc<Inflight>,
-    /// hickory's server, for TCP.
-    tcp: Server<Handler>,
+    /// Our TCP accept loop (see `tcp`); aborting it closes its connections.
+    tcp: tokio::task::JoinHandle<()>,
     /// Our UDP receive loops (see `udp`), one per socket.
     udp_loops: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -172,26 +170,26 @@ impl Listener {
             .into_iter()
             .map(|socket| tokio::spawn(udp::serve(Arc::new(socket), Arc::clone(&handler))))
             .collect();
-        let mut server = Server::new(Handler::clone(&handler));
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        let tcp = tokio::spawn(tcp::serve(tcp, Arc::clone(&handler), TCP_IDLE_TIMEOUT));
         Listener {
             listen,
             local,
             router,
             inflight,
-            tcp: server,
+            tcp,
             udp_loops,
         }
     }
 
     /// Stops taking queries, lets those in flight finish (up to `deadline`), closes the sockets.
-    async fn stop(mut self, deadline: Instant) {
+    async fn stop(self, deadline: Instant) {
         self.inflight.drain_until(deadline).await;
-        for task in &self.udp_loops {
+        for task in self.udp_loops.iter().chain([&self.tcp]) {
             task.abort();
         }
-        if let Err(error) = self.tcp.shutdown_gracefully().await {
-            debug!(%error, "listener ended with an error");
+        // Wait until the tasks have dropped their sockets, so the address is free again.
+        for task in self.udp_loops.into_iter().chain([self.tcp]) {
+            let _ = task.await;
         }
     }
 }

@@ -15,22 +15,21 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
-use async_trait::async_trait;
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::Request;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::handler::Handler;
+use super::reply::Transmit;
+use crate::plugin::Transport;
 
 /// Largest datagram read. Queries are small; this also bounds what a client can make us copy.
 const RECV_BUFFER: usize = 4096;
+/// Length of a DNS header (RFC 1035 §4.1.1).
+const HEADER_LEN: usize = 12;
 
 /// Serves `socket` until the task is aborted.
 pub(crate) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
@@ -54,16 +53,13 @@ pub(crate) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
         let Some(request) = decode(&socket, bytes, src) else {
             continue;
         };
-        let reply = UdpReply {
+        let mut reply = UdpReply {
             socket: Arc::clone(&socket),
             dst: src,
-            sent: 0,
         };
         let handler = Arc::clone(&handler);
         let mut task: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
-            handler
-                .handle_request::<UdpReply, TokioTime>(&request, reply)
-                .await;
+            handler.handle(&request, &mut reply).await;
         });
         // Poll once here: a chain that does not wait completes now, on this task. One that
         // waits is moved to a task of its own (it re-registers its waker when polled there).
@@ -75,7 +71,7 @@ pub(crate) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
 }
 
 /// Replies to port 0 or to unspecified/broadcast addresses would go nowhere or to everyone.
-fn acceptable_source(src: SocketAddr) -> bool {
+pub(super) fn acceptable_source(src: SocketAddr) -> bool {
     if src.port() == 0 {
         return false;
     }
@@ -85,17 +81,21 @@ fn acceptable_source(src: SocketAddr) -> bool {
     }
 }
 
-/// Decodes a datagram into a request. Shorter than a header, or a response (QR=1): dropped
-/// (no reflection). A readable header with an undecodable body: FORMERR, sent here.
+/// Decodes a datagram into a request, reading it once. Shorter than a header, or a response
+/// (QR=1): dropped (no reflection). A readable header with an undecodable body: FORMERR, sent
+/// here. The datagram is copied once, into the request (hickory's `Request` owns its bytes).
 fn decode(socket: &UdpSocket, bytes: &[u8], src: SocketAddr) -> Option<Request> {
-    let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
-    if header.metadata.message_type == MessageType::Response {
-        return None;
+    // QR is the top bit of the third byte; checking it needs no decoding.
+    match bytes.get(2) {
+        Some(flags) if bytes.len() >= HEADER_LEN && flags & 0x80 == 0 => {}
+        _ => return None,
     }
     match Request::from_bytes(bytes.to_vec(), src, Protocol::Udp) {
         Ok(request) => Some(request),
         Err(error) => {
             debug!(%src, %error, "undecodable request");
+            // Only this rare path reads the header on its own, for the id and opcode.
+            let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
             let mut metadata = Metadata::new(
                 header.metadata.id,
                 MessageType::Response,
@@ -114,50 +114,25 @@ fn decode(socket: &UdpSocket, bytes: &[u8], src: SocketAddr) -> Option<Request> 
     }
 }
 
-/// Sends one reply from the receiving socket, sized for the client (512 bytes without EDNS,
-/// else the reply's OPT size; hickory's encoder truncates and sets TC).
-#[derive(Clone)]
-pub(super) struct UdpReply {
+/// Sends each reply from the receiving socket (the size limit is `reply`'s: the client's).
+struct UdpReply {
     socket: Arc<UdpSocket>,
     dst: SocketAddr,
-    /// Bytes of the reply sent (0 before).
-    sent: usize,
 }
 
-/// The size of the reply `handle` sent, if it is a [`UdpReply`].
-pub(super) fn sent_size<R: ResponseHandler>(handle: &R) -> Option<usize> {
-    (handle as &dyn std::any::Any)
-        .downcast_ref::<UdpReply>()
-        .map(|reply| reply.sent)
-}
+impl Transmit for UdpReply {
+    fn transport(&self) -> Transport {
+        Transport::Udp
+    }
 
-#[async_trait]
-impl ResponseHandler for UdpReply {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max = response.edns().map_or(512, |edns| edns.max_payload());
-        let mut wire = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut wire);
-        encoder.set_max_size(max);
-        let info = response.destructive_emit(&mut encoder)?;
-        match self.socket.try_send_to(&wire, self.dst) {
-            Ok(_) => {}
+    async fn transmit(&mut self, wire: &[u8]) -> io::Result<()> {
+        match self.socket.try_send_to(wire, self.dst) {
+            Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.socket.send_to(&wire, self.dst).await?;
+                self.socket.send_to(wire, self.dst).await.map(drop)
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e),
         }
-        self.sent = wire.len();
-        Ok(info)
     }
 }
 
@@ -168,6 +143,9 @@ mod tests {
     use hickory_proto::op::{Message, Query as Question};
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::{Name, RData, RecordType};
+
+    use async_trait::async_trait;
+    use hickory_proto::rr::Record;
 
     use super::*;
     use crate::plugin::{Answer, Chain, Next, Plugin, PluginError, Query};

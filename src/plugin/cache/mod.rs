@@ -25,8 +25,8 @@ use self::store::{Clock, Entry, OnRemove, Store, SystemClock};
 use crate::corefile::Dispenser;
 use crate::metrics;
 use crate::plugin::{
-    Answer, BlockSetup, EdnsInfo, Next, Origin, Plugin, PluginError, Query, Resolve, SetupError,
-    StartContext, Transport,
+    Answer, BlockSetup, EdnsInfo, Next, Origin, Plugin, PluginError, Query, ReplySize, Resolve,
+    SetupError, StartContext, Transport,
 };
 
 const NAME: &str = "cache";
@@ -274,6 +274,12 @@ impl Inner {
         self.config.zones.iter().any(|z| z.zone_of(name))
     }
 
+    /// Whether no answer for `name` is ever stored: both kinds are disabled for it.
+    fn never_stored(&self, name: &Name) -> bool {
+        let covers = |zones: &[Name]| zones.iter().any(|z| z.zone_of(name));
+        covers(&self.config.disable_success) && covers(&self.config.disable_denial)
+    }
+
     async fn serve(
         self: &Arc<Self>,
         query: &Query<'_>,
@@ -284,6 +290,14 @@ impl Inner {
         }
         let m = self.metrics.get();
         m.requests.inc();
+        if self.never_stored(query.name) {
+            // `disable success` and `disable denial` both cover the name (the kubeadm Corefile's
+            // cluster zone): no entry can exist, so the store is not consulted. Still a miss,
+            // and the answer's TTLs are still capped as for any miss.
+            m.misses.inc();
+            let answer = next.run(query).await?;
+            return Ok(self.prepare(query, answer).0);
+        }
         let now = self.clock.now_ms();
         let key = KeyRef::of(query);
         let dnssec_ok = key.dnssec_ok();
@@ -547,8 +561,8 @@ impl Question {
 
     fn query<'a>(&self, resolver: &'a dyn Resolve) -> Query<'a> {
         Query {
-            name: self.name.clone(),
-            lower: self.lower.clone(),
+            name: &self.name,
+            lower: &self.lower,
             qtype: self.qtype,
             qclass: self.qclass,
             id: 0,
@@ -558,6 +572,7 @@ impl Question {
             src: self.src,
             transport: self.transport,
             request_size: 0,
+            reply_size: ReplySize::unsent(),
             resolver,
         }
     }

@@ -573,8 +573,9 @@ impl Resolve for Reenter {
             return Err(PluginError::NoNextPlugin);
         };
         let mut query = query_for("unused.", "127.0.0.1:53", Transport::Udp, self);
-        query.lower = LowerName::new(&name);
-        query.name = name;
+        let lower = LowerName::new(&name);
+        query.lower = &lower;
+        query.name = &name;
         query.qtype = qtype;
         query.request_size = 0;
         Next {

@@ -121,9 +121,10 @@ fn setup(fallthrough: Option<Vec<&str>>, synced: bool) -> Setup {
 
 async fn ask(chain: &Chain, resolver: &FakeResolver, name: &str, qtype: RecordType) -> Answer {
     let name = Name::from_ascii(name).unwrap();
+    let lower = LowerName::new(&name);
     let query = Query {
-        lower: LowerName::new(&name),
-        name,
+        lower: &lower,
+        name: &name,
         qtype,
         qclass: DNSClass::IN,
         id: 1,
@@ -133,6 +134,7 @@ async fn ask(chain: &Chain, resolver: &FakeResolver, name: &str, qtype: RecordTy
         src: SocketAddr::from(([127, 0, 0, 1], 5353)),
         transport: Transport::Udp,
         request_size: 0,
+        reply_size: crate::plugin::ReplySize::unsent(),
         resolver,
     };
     chain.run(&query).await.unwrap()

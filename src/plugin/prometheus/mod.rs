@@ -314,21 +314,12 @@ impl Plugin for Prometheus {
             };
             zone.response(rcode, writer.get(), &handles.writers);
             zone.duration.observe(start.elapsed().as_secs_f64());
+            // The server observes the reply's size here once it has sent it.
+            query
+                .reply_size
+                .observe_into(&zone.response_size[proto_index(query.transport)]);
         }
         result
-    }
-
-    fn wants_reply_size(&self) -> bool {
-        true
-    }
-
-    fn reply_size(&self, query: &Query<'_>, size: usize) {
-        if let Some(handles) = self.handles.get()
-            && let Some(zone) = self.zone(handles, &query.lower)
-        {
-            // Replies are at most 64 KiB: exact in an f64.
-            zone.response_size[proto_index(query.transport)].observe(size as f64);
-        }
     }
 
     fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
