@@ -101,7 +101,7 @@ impl fmt::Debug for Query<'_> {
 /// while serving (`prometheus`, per zone and transport). Nothing is observed when no plugin left
 /// one, for internal queries (never sent) and for replies that could not be sent.
 #[derive(Debug, Default)]
-pub struct ReplySize(OnceLock<prometheus::Histogram>);
+pub struct ReplySize(OnceLock<::prometheus::Histogram>);
 
 impl ReplySize {
     /// A cell for queries whose reply is never sent (background refreshes, tests): whatever a
@@ -112,7 +112,7 @@ impl ReplySize {
     }
 
     /// Asks for the reply's size in `histogram`; the first plugin to ask wins.
-    pub fn observe_into(&self, histogram: &prometheus::Histogram) {
+    pub fn observe_into(&self, histogram: &::prometheus::Histogram) {
         let _ = self.0.set(histogram.clone());
     }
 

@@ -559,7 +559,7 @@ impl Question {
         }
     }
 
-    fn query<'a>(&self, resolver: &'a dyn Resolve) -> Query<'a> {
+    fn query<'a>(&'a self, resolver: &'a dyn Resolve) -> Query<'a> {
         Query {
             name: &self.name,
             lower: &self.lower,

@@ -151,7 +151,7 @@ impl Plugin for LoopDetect {
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
         if query.qtype != RecordType::HINFO
             || self.disabled.load(Ordering::Relaxed)
-            || query.lower != self.probe_lower
+            || *query.lower != self.probe_lower
         {
             return next.run(query).await;
         }
