@@ -235,8 +235,9 @@ mod tests {
             crate::plugin::Transport::Udp,
             resolver,
         );
-        q.name = plugin.probe.clone();
-        q.lower = LowerName::new(&plugin.probe);
+        // Test names live as long as the test process.
+        q.name = Box::leak(Box::new(plugin.probe.clone()));
+        q.lower = Box::leak(Box::new(LowerName::new(&plugin.probe)));
         q.qtype = qtype;
         q
     }
@@ -265,7 +266,8 @@ mod tests {
                 .unwrap();
         }
         let mut other = probe_query(&plugin, RecordType::HINFO, &r);
-        other.lower = LowerName::new(&Name::from_ascii("1.2.cluster.local.").unwrap());
+        let other_lower = LowerName::new(&Name::from_ascii("1.2.cluster.local.").unwrap());
+        other.lower = &other_lower;
         chain.run(&other).await.unwrap();
         chain
             .run(&probe_query(&plugin, RecordType::HINFO, &r))
