@@ -466,15 +466,28 @@ async fn response_size_metric_is_what_the_client_received_over_udp_and_tcp() {
         .await
         .expect("UDP reply");
     assert!(whole.len() > 512, "{}", whole.len());
-    assert_eq!(Message::from_vec(&whole).expect("decodable").answers.len(), 60);
+    assert_eq!(
+        Message::from_vec(&whole).expect("decodable").answers.len(),
+        60
+    );
 
     // TCP: two queries on one connection, the second an NXDOMAIN.
-    let nx = build("nope.big.svc.cluster.local.", RecordType::A, &Opts::default());
+    let nx = build(
+        "nope.big.svc.cluster.local.",
+        RecordType::A,
+        &Opts::default(),
+    );
     let tcp = tcp_two(s.addr, &plain, &nx).await;
     assert!(tcp[0].len() > 512, "{}", tcp[0].len());
-    assert_eq!(Message::from_vec(&tcp[0]).expect("decodable").answers.len(), 60);
     assert_eq!(
-        Message::from_vec(&tcp[1]).expect("decodable").metadata.response_code,
+        Message::from_vec(&tcp[0]).expect("decodable").answers.len(),
+        60
+    );
+    assert_eq!(
+        Message::from_vec(&tcp[1])
+            .expect("decodable")
+            .metadata
+            .response_code,
         ResponseCode::NXDomain
     );
 

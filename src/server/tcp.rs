@@ -66,7 +66,10 @@ async fn connection(stream: TcpStream, src: SocketAddr, handler: Arc<Handler>, i
             _ => return,
         };
         let mut message = vec![0; usize::from(len)];
-        if !matches!(timeout(idle, read.read_exact(&mut message)).await, Ok(Ok(_))) {
+        if !matches!(
+            timeout(idle, read.read_exact(&mut message)).await,
+            Ok(Ok(_))
+        ) {
             return;
         }
         // Shorter than a header: no reply. A response (QR=1): no reply (no reflection).
