@@ -38,7 +38,7 @@ fn flags_of(query: &Query<'_>) -> u8 {
 impl<'a> KeyRef<'a> {
     pub(crate) fn of(query: &'a Query<'_>) -> Self {
         KeyRef {
-            name: &query.lower,
+            name: query.lower,
             qtype: query.qtype,
             qclass: query.qclass,
             flags: flags_of(query),

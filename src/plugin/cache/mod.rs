@@ -285,7 +285,7 @@ impl Inner {
         query: &Query<'_>,
         next: Next<'_>,
     ) -> Result<Answer, PluginError> {
-        if !self.in_zones(&query.lower) {
+        if !self.in_zones(query.lower) {
             return next.run(query).await;
         }
         let m = self.metrics.get();
@@ -311,7 +311,7 @@ impl Inner {
                 } else {
                     u32::try_from(remaining).unwrap_or(entry.ttl)
                 };
-                return Ok(entry.answer(&query.name, ttl, dnssec_ok));
+                return Ok(entry.answer(query.name, ttl, dnssec_ok));
             }
             if let Some(stale) = self.config.serve_stale
                 && remaining.unsigned_abs() < stale.up_to.as_secs()
@@ -329,7 +329,7 @@ impl Inner {
                 }
                 m.hits[slot(entry.kind)].inc();
                 m.served_stale.inc();
-                return Ok(entry.answer(&query.name, 0, dnssec_ok));
+                return Ok(entry.answer(query.name, 0, dnssec_ok));
             }
             self.store.remove_if_same(&key.to_key(), &entry).await;
         }
@@ -393,13 +393,13 @@ impl Inner {
                 } else {
                     u32::try_from(entry.remaining(now).max(0)).unwrap_or(entry.ttl)
                 };
-                Ok(entry.answer(&query.name, ttl, dnssec_ok))
+                Ok(entry.answer(query.name, ttl, dnssec_ok))
             }
             (Err(shared), _) => match &*shared {
                 Flight::Answer(answer) => Ok(Answer {
-                    answers: store::copy(&answer.answers, &query.name, None),
-                    authorities: store::copy(&answer.authorities, &query.name, None),
-                    additionals: store::copy(&answer.additionals, &query.name, None),
+                    answers: store::copy(&answer.answers, query.name, None),
+                    authorities: store::copy(&answer.authorities, query.name, None),
+                    additionals: store::copy(&answer.additionals, query.name, None),
                     ..answer.clone()
                 }),
                 Flight::Failed(error) => Err(copy_error(error)),
@@ -410,7 +410,7 @@ impl Inner {
     /// Rewrites a fresh answer's TTLs to its single cache TTL and builds its entry if it is to
     /// be stored.
     fn prepare(&self, query: &Query<'_>, mut answer: Answer) -> (Answer, Option<Arc<Entry>>) {
-        let decision = decide(&self.config, &query.name, query.qtype, &answer);
+        let decision = decide(&self.config, query.name, query.qtype, &answer);
         if decision.ttl > 0 {
             for r in answer
                 .answers

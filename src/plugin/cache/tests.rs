@@ -127,7 +127,7 @@ fn a_answer(ttl: u32) -> Respond {
     Box::new(move |query, n| {
         Ok(Answer {
             recursion_available: true,
-            answers: vec![a_record(&query.name, ttl, u8::try_from(n).unwrap_or(255))],
+            answers: vec![a_record(query.name, ttl, u8::try_from(n).unwrap_or(255))],
             ..Answer::new(ResponseCode::NoError)
         })
     })
@@ -204,7 +204,7 @@ async fn keepttl_serves_the_stored_ttl() {
 async fn every_record_gets_the_single_clamped_ttl() {
     let respond: Respond = Box::new(|query, _| {
         Ok(Answer {
-            answers: vec![a_record(&query.name, 300, 1), a_record(&query.name, 2, 2)],
+            answers: vec![a_record(query.name, 300, 1), a_record(query.name, 2, 2)],
             additionals: vec![a_record(&name("glue.example.org."), 100, 3)],
             ..Answer::new(ResponseCode::NoError)
         })
@@ -214,7 +214,7 @@ async fn every_record_gets_the_single_clamped_ttl() {
     assert_eq!(ttls(&s.ok(&q("a.example.org.")).await), vec![5, 5, 5]);
     let capped: Respond = Box::new(|query, _| {
         Ok(Answer {
-            answers: vec![a_record(&query.name, 3000, 1)],
+            answers: vec![a_record(query.name, 3000, 1)],
             ..Answer::new(ResponseCode::NoError)
         })
     });
@@ -468,7 +468,7 @@ async fn serve_stale_verify_asks_first_and_serves_stale_only_on_failure() {
             return Ok(Answer::new(ResponseCode::ServFail));
         }
         Ok(Answer {
-            answers: vec![a_record(&query.name, 10, u8::try_from(n).unwrap_or(255))],
+            answers: vec![a_record(query.name, 10, u8::try_from(n).unwrap_or(255))],
             ..Answer::new(ResponseCode::NoError)
         })
     });
@@ -535,7 +535,7 @@ async fn stale_answers_are_counted_and_verified_fresh_ones_are_misses() {
             return Ok(Answer::new(ResponseCode::ServFail));
         }
         Ok(Answer {
-            answers: vec![a_record(&query.name, 10, 1)],
+            answers: vec![a_record(query.name, 10, 1)],
             ..Answer::new(ResponseCode::NoError)
         })
     });
@@ -593,7 +593,7 @@ async fn an_internal_query_nested_in_a_miss_on_the_same_key_does_not_wait_for_it
     // question, as an ExternalName loop across server blocks would.
     let respond: Respond = Box::new(|query, n| {
         Ok(Answer {
-            answers: vec![a_record(&query.name, 30, u8::try_from(n).unwrap_or(255))],
+            answers: vec![a_record(query.name, 30, u8::try_from(n).unwrap_or(255))],
             ..Answer::new(ResponseCode::NoError)
         })
     });

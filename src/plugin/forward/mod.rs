@@ -523,7 +523,7 @@ impl Plugin for Forward {
     }
 
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
-        if !self.handles(&query.lower) {
+        if !self.handles(query.lower) {
             return next.run(query).await;
         }
         let Some(_slot) = self.admit() else {

@@ -92,8 +92,8 @@ impl Kubernetes {
             self_ips: &self_ips,
         };
         let question = Question {
-            name: &query.name,
-            lower: &query.lower,
+            name: query.name,
+            lower: query.lower,
             qtype: query.qtype,
         };
         lookup::lookup(&ctx, &question, zone)
@@ -107,14 +107,14 @@ impl Plugin for Kubernetes {
     }
 
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
-        let Some(zone) = self.opts.match_zone(&query.lower) else {
+        let Some(zone) = self.opts.match_zone(query.lower) else {
             return next.run(query).await;
         };
         match self.answer(query, zone) {
             Outcome::Answer(answer) => Ok(answer),
             Outcome::NameError { soa } => {
                 // Fallthrough is decided before the not-synced rule (spec §3).
-                if self.falls_through(&query.lower) {
+                if self.falls_through(query.lower) {
                     return next.run(query).await;
                 }
                 let rcode = if self.store.synced() {

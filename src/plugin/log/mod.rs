@@ -203,7 +203,7 @@ impl Plugin for Log {
     }
 
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
-        if !self.scopes.iter().any(|s| s.zone_of(&query.lower)) {
+        if !self.scopes.iter().any(|s| s.zone_of(query.lower)) {
             return next.run(query).await;
         }
         let start = Instant::now();
@@ -521,7 +521,7 @@ mod tests {
         let r = NoResolve;
         let inside = query_for("www.EXAMPLE.org.", "10.0.0.1:1000", Transport::Udp, &r);
         let outside = query_for("example.com.", "10.0.0.1:1000", Transport::Udp, &r);
-        assert!(log.scopes.iter().any(|s| s.zone_of(&inside.lower)));
-        assert!(!log.scopes.iter().any(|s| s.zone_of(&outside.lower)));
+        assert!(log.scopes.iter().any(|s| s.zone_of(inside.lower)));
+        assert!(!log.scopes.iter().any(|s| s.zone_of(outside.lower)));
     }
 }

@@ -306,7 +306,7 @@ impl Plugin for Prometheus {
         let start = Instant::now();
         let writer = Writer::default();
         let result = next.run_tracked(query, &writer).await;
-        if let Some(zone) = self.zone(handles, &query.lower) {
+        if let Some(zone) = self.zone(handles, query.lower) {
             zone.request(query);
             let rcode = match &result {
                 Ok(answer) => answer.rcode,
