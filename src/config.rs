@@ -12,7 +12,7 @@ use hickory_proto::rr::Name;
 
 use crate::corefile::{Corefile, Dispenser, Location, ServerBlock, Token};
 use crate::dns::cidr;
-use crate::plugin::{self, BlockSetup, Chain, SetupError};
+use crate::plugin::{self, BlockSetup, Chain, Hook, ProcessSettings, SetupError};
 
 /// The whole configuration: one entry per server block, in Corefile order.
 #[derive(Debug)]
@@ -31,8 +31,12 @@ pub struct ServerConfig {
     pub chain: Arc<Chain>,
     /// Directives (or options) that parsed but are not active in this build, to log at start-up.
     pub inactive: Vec<Inactive>,
-    /// The block's `reload` directive, if any.
-    pub reload: Option<plugin::reload::ReloadConfig>,
+    /// Every hook of the block, chain plugins first ([`plugin::block_hooks`]): what starts,
+    /// reports readiness and holds shutdown back.
+    pub hooks: Vec<Arc<dyn Hook>>,
+    /// Process-wide settings of the block's directives (`reload`); the first block that sets
+    /// one wins.
+    pub process: ProcessSettings,
 }
 
 /// A zone and port this block serves.
@@ -139,18 +143,18 @@ impl Config {
         Ok(Config { servers })
     }
 
-    /// The Corefile check interval: the `reload` of the first block that has one (it acts
-    /// process-wide, as CoreDNS's does). `None`: no polling.
-    pub fn reload(&self) -> Option<plugin::reload::ReloadConfig> {
-        self.servers.iter().find_map(|s| s.reload)
+    /// The process-wide setting of type `T` of the first block that has one (as CoreDNS's
+    /// `reload`, which acts process-wide).
+    pub fn process_setting<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.servers.iter().find_map(|s| s.process.get::<T>())
     }
 
-    /// The longest shutdown delay any plugin asks for (health's `lameduck`); zero without one.
+    /// The longest shutdown delay any hook asks for (health's `lameduck`); zero without one.
     pub fn shutdown_delay(&self) -> std::time::Duration {
         self.servers
             .iter()
-            .flat_map(|s| s.chain.plugins())
-            .filter_map(|p| p.shutdown_delay())
+            .flat_map(|s| &s.hooks)
+            .filter_map(|h| h.shutdown_delay())
             .max()
             .unwrap_or_default()
     }
@@ -204,12 +208,15 @@ fn build_block(
             what,
         })
         .collect();
+    let chain = Arc::new(Chain::new(setup.plugins));
+    let hooks = plugin::block_hooks(&chain, &setup.hooks);
     Ok(ServerConfig {
         keys,
         bind: setup.bind,
-        chain: Arc::new(Chain::new(setup.plugins)),
+        chain,
         inactive,
-        reload: setup.reload,
+        hooks,
+        process: setup.process,
     })
 }
 

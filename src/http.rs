@@ -243,50 +243,6 @@ fn respond(routes: &Routes, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     response
 }
 
-/// What the plugins of one start-up opened: each path with its bound address, and bind errors
-/// (start-up fails on the first one, naming the address).
-#[derive(Debug, Default)]
-pub struct Started {
-    endpoints: Mutex<Vec<(String, SocketAddr)>>,
-    errors: Mutex<Vec<BindError>>,
-}
-
-impl Started {
-    /// Records the outcome of [`serve`]; a route is returned to be held by the plugin.
-    pub fn record(&self, path: &str, result: Result<Route, BindError>) -> Option<Route> {
-        match result {
-            Ok(route) => {
-                self.endpoints
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((path.to_owned(), route.local_addr()));
-                Some(route)
-            }
-            Err(error) => {
-                self.errors
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(error);
-                None
-            }
-        }
-    }
-
-    /// The paths served, with their listeners' addresses.
-    pub fn endpoints(&self) -> Vec<(String, SocketAddr)> {
-        self.endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The first bind error, if any.
-    pub fn take_error(&self) -> Option<BindError> {
-        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        (!errors.is_empty()).then(|| errors.remove(0))
-    }
-}
-
 /// A minimal HTTP/1.1 GET (health's self-check, tests): status and body.
 pub(crate) async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -46,7 +46,7 @@ fn kubeadm_corefile_loads_unchanged_and_reports_inactive_plugins() {
     // (kubernetes uses the in-cluster service account, resolved when the server starts).
     assert!(inactive.is_empty(), "{inactive:?}");
     // `reload`: the kubeadm Corefile's bare `reload` polls every 30s ± 15s.
-    let reload = config.reload().expect("reload configured");
+    let reload = clusterdns::lifecycle::reload::schedule(&config).expect("reload configured");
     assert_eq!(reload.interval, std::time::Duration::from_secs(30));
     assert_eq!(reload.jitter, std::time::Duration::from_secs(15));
 }

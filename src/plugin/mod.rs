@@ -16,11 +16,13 @@ pub(crate) mod log;
 pub(crate) mod r#loop;
 pub(crate) mod prometheus;
 pub(crate) mod ready;
-pub mod reload;
+pub(crate) mod reload;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub(crate) mod whoami;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -249,7 +251,96 @@ pub trait Plugin: Send + Sync + 'static {
     }
 }
 
-/// What a plugin learns when its server starts.
+/// Work a directive does around the life of its server block rather than per query (CoreDNS's
+/// `OnStartup`/`OnShutdown` and `ReadinessChecker`): start background work, open endpoints,
+/// report readiness, hold start-up or shutdown back. A setup registers one with
+/// [`BlockSetup::hooks`]; it is never a link of the query chain, so it costs nothing per query.
+/// Chain plugins take part through their own [`Plugin`] methods of the same names.
+#[async_trait]
+pub trait Hook: Send + Sync + 'static {
+    /// The directive name, as in the Corefile.
+    fn name(&self) -> &'static str;
+
+    /// Called once when the block starts serving, inside the tokio runtime; the returned tasks
+    /// are aborted when the block's configuration is retired (shutdown, or a reload).
+    fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        let _ = ctx;
+        Vec::new()
+    }
+
+    /// `Some(ready)` for hooks that report readiness to `ready`; `None` for the rest.
+    fn ready(&self) -> Option<bool> {
+        None
+    }
+
+    /// How long the process keeps answering after a shutdown signal (health's `lameduck`); the
+    /// longest of all applies.
+    fn shutdown_delay(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Awaited once after every hook has started, before the server counts as started; an
+    /// error aborts the start.
+    async fn wait_started(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for dyn Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A chain plugin seen as a hook: its [`Plugin`] start, ready and shutdown methods.
+struct ChainLink(Arc<dyn Plugin>);
+
+#[async_trait]
+impl Hook for ChainLink {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        self.0.start(ctx)
+    }
+
+    fn ready(&self) -> Option<bool> {
+        self.0.ready()
+    }
+
+    fn shutdown_delay(&self) -> Option<std::time::Duration> {
+        self.0.shutdown_delay()
+    }
+
+    async fn wait_started(&self) -> Result<(), PluginError> {
+        self.0.wait_started().await
+    }
+}
+
+/// Every hook of a block: its chain plugins (in chain order) followed by the hooks its setup
+/// registered, each group in CoreDNS's order.
+pub fn block_hooks(chain: &Chain, hooks: &[Arc<dyn Hook>]) -> Vec<Arc<dyn Hook>> {
+    let mut registered = hooks.to_vec();
+    registered.sort_by_key(|h| order_of(h.name()).unwrap_or(usize::MAX));
+    chain
+        .plugins()
+        .iter()
+        .map(|p| Arc::new(ChainLink(Arc::clone(p))) as Arc<dyn Hook>)
+        .chain(registered)
+        .collect()
+}
+
+/// Where hooks report the endpoints they open (HTTP `/health`, `/ready`, `/metrics`). The
+/// process's start-up implements it: an endpoint that cannot be opened fails the start.
+pub trait Endpoints: Send + Sync {
+    /// `path` is served on `local`.
+    fn opened(&self, path: &str, local: SocketAddr);
+    /// The address `addr` (as configured) could not be listened on.
+    fn failed(&self, addr: String, error: std::io::Error);
+}
+
+/// What a plugin or hook learns when its server block starts.
 #[derive(Clone, Default)]
 pub struct StartContext {
     /// The addresses this server block listens on: its `bind` addresses or, when bound to the
@@ -261,13 +352,30 @@ pub struct StartContext {
     /// Reports an error the process cannot continue after (a forwarding loop): `run` returns it
     /// and the binary exits non-zero. `None` where nobody listens (unit tests).
     pub fatal: Option<tokio::sync::mpsc::UnboundedSender<String>>,
-    /// The plugins of the block's chain (`ready` asks each for its readiness).
-    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Every hook of the block, chain plugins included ([`block_hooks`]): `ready` asks each
+    /// for its readiness, `prometheus` lists their names.
+    pub hooks: Vec<Arc<dyn Hook>>,
     /// Per key of the block: its zone and CoreDNS's `server` metric label (`dns://:53`,
     /// `dns://127.0.0.1:1053` with `bind`), with the bound port.
     pub servers: Vec<(Name, String)>,
-    /// HTTP endpoints opened by the plugins (shared by every block of one start-up).
-    pub http: Arc<crate::http::Started>,
+    /// Where opened endpoints are reported; `None` where nobody listens (unit tests).
+    pub endpoints: Option<Arc<dyn Endpoints>>,
+}
+
+impl StartContext {
+    /// Reports that `path` is served on `local`.
+    pub fn opened(&self, path: &str, local: SocketAddr) {
+        if let Some(endpoints) = &self.endpoints {
+            endpoints.opened(path, local);
+        }
+    }
+
+    /// Reports that `addr` could not be listened on (the start fails with it).
+    pub fn failed(&self, addr: String, error: std::io::Error) {
+        if let Some(endpoints) = &self.endpoints {
+            endpoints.failed(addr, error);
+        }
+    }
 }
 
 impl fmt::Debug for StartContext {
@@ -276,8 +384,8 @@ impl fmt::Debug for StartContext {
             .field("listen_ips", &self.listen_ips)
             .field("self_addrs", &self.self_addrs)
             .field(
-                "plugins",
-                &self.plugins.iter().map(|p| p.name()).collect::<Vec<_>>(),
+                "hooks",
+                &self.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
             )
             .field("servers", &self.servers)
             .finish_non_exhaustive()
@@ -343,7 +451,7 @@ impl<'a> Next<'a> {
     }
 }
 
-/// The plugins of one server block, already sorted by [`ORDER`].
+/// The plugins of one server block, already sorted by [`order_of`].
 #[derive(Clone, Default)]
 pub struct Chain {
     plugins: Vec<Arc<dyn Plugin>>,
@@ -358,7 +466,7 @@ impl fmt::Debug for Chain {
 }
 
 impl Chain {
-    /// Build a chain from plugins in any order; they are sorted by their place in [`ORDER`].
+    /// Build a chain from plugins in any order; they are sorted by their place in [`registry`].
     pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
         plugins.sort_by_key(|p| order_of(p.name()).unwrap_or(usize::MAX));
         Chain { plugins }
@@ -386,27 +494,9 @@ impl Chain {
     }
 }
 
-/// CoreDNS's plugin.cfg order (first runs first), restricted to the plugins this build knows.
-/// Corefile order does not matter.
-pub const ORDER: &[&str] = &[
-    "reload",
-    "bind",
-    "ready",
-    "health",
-    "prometheus",
-    "errors",
-    "log",
-    "loadbalance",
-    "cache",
-    "kubernetes",
-    "loop",
-    "forward",
-    "whoami",
-];
-
-/// Position of a plugin in [`ORDER`].
+/// Position of a plugin in CoreDNS's order: its index in [`registry`].
 pub fn order_of(name: &str) -> Option<usize> {
-    ORDER.iter().position(|n| *n == name)
+    REGISTRY.iter().position(|r| r.name == name)
 }
 
 /// A configuration error raised by a plugin's setup parser, with the Corefile location.
@@ -438,6 +528,30 @@ impl SetupError {
     }
 }
 
+/// Settings that act on the whole process rather than on one block (`reload`'s schedule), by
+/// type: the plugin that parses a directive defines the type and inserts a value; the process
+/// reads it back by the same type. The plugin contract names no such setting itself.
+#[derive(Clone, Default)]
+pub struct ProcessSettings(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl ProcessSettings {
+    /// Sets the value of type `T`, replacing an earlier one.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        self.0.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`, if a directive set one.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+impl fmt::Debug for ProcessSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProcessSettings({} set)", self.0.len())
+    }
+}
+
 /// What one server block's setup collects from its directives.
 #[derive(Default)]
 pub struct BlockSetup {
@@ -449,8 +563,11 @@ pub struct BlockSetup {
     pub bind: Vec<IpAddr>,
     /// Plugins for the chain, in any order.
     pub plugins: Vec<Arc<dyn Plugin>>,
-    /// `reload`: how often the process re-reads its Corefile (acts process-wide).
-    pub reload: Option<reload::ReloadConfig>,
+    /// Start, ready and shutdown work that answers no query (`health`, `ready`): never in the
+    /// chain.
+    pub hooks: Vec<Arc<dyn Hook>>,
+    /// Process-wide settings (`reload`).
+    pub process: ProcessSettings,
     /// Directives that parsed and validated but whose behaviour this build does not have yet,
     /// with what they would do; `run` logs each one at start-up.
     pub inactive: Vec<(Location, &'static str, String)>,
@@ -459,7 +576,7 @@ pub struct BlockSetup {
 /// A plugin's setup parser: reads its directive and adds to the block.
 pub type SetupFn = fn(&mut Dispenser<'_>, &mut BlockSetup) -> Result<(), SetupError>;
 
-/// One entry of the registry.
+/// One directive this build understands.
 pub struct Registration {
     pub name: &'static str,
     pub setup: SetupFn,
@@ -480,17 +597,25 @@ pub enum Status {
     ParseOnly,
 }
 
-/// Every directive this build understands, in [`ORDER`].
+/// Every directive this build understands, in CoreDNS's order (its `plugin.cfg`, first runs
+/// first): an entry's index is its plugin's place in every chain, whatever the Corefile order.
 pub fn registry() -> &'static [Registration] {
     REGISTRY
 }
 
+/// The one table of directives. Its order is CoreDNS 1.14.7's `plugin.cfg` order, restricted to
+/// the plugins this build has; `tests::registry_follows_plugin_cfg` checks it.
 static REGISTRY: &[Registration] = &[
-    // One entry per directive; each plugin's module adds its own.
     Registration {
         name: "reload",
         setup: reload::setup,
         repeatable: false,
+        status: Status::Active,
+    },
+    Registration {
+        name: bind::NAME,
+        setup: bind::setup,
+        repeatable: true,
         status: Status::Active,
     },
     Registration {
@@ -512,6 +637,18 @@ static REGISTRY: &[Registration] = &[
         status: Status::Partial("`view` label is always empty; DoH/DoQ families"),
     },
     Registration {
+        name: errors::NAME,
+        setup: errors::setup,
+        repeatable: false,
+        status: Status::Partial("`stacktrace` (no panics to trace)"),
+    },
+    Registration {
+        name: log::NAME,
+        setup: log::setup,
+        repeatable: true,
+        status: Status::Active,
+    },
+    Registration {
         name: "loadbalance",
         setup: loadbalance::setup,
         repeatable: false,
@@ -520,6 +657,12 @@ static REGISTRY: &[Registration] = &[
     Registration {
         name: "cache",
         setup: cache::setup,
+        repeatable: false,
+        status: Status::Active,
+    },
+    Registration {
+        name: "kubernetes",
+        setup: kubernetes::setup::setup,
         repeatable: false,
         status: Status::Active,
     },
@@ -536,32 +679,8 @@ static REGISTRY: &[Registration] = &[
         status: Status::Partial("DNS over TLS and HTTPS upstreams"),
     },
     Registration {
-        name: bind::NAME,
-        setup: bind::setup,
-        repeatable: true,
-        status: Status::Active,
-    },
-    Registration {
-        name: errors::NAME,
-        setup: errors::setup,
-        repeatable: false,
-        status: Status::Partial("`stacktrace` (no panics to trace)"),
-    },
-    Registration {
-        name: log::NAME,
-        setup: log::setup,
-        repeatable: true,
-        status: Status::Active,
-    },
-    Registration {
         name: whoami::NAME,
         setup: whoami::setup,
-        repeatable: false,
-        status: Status::Active,
-    },
-    Registration {
-        name: "kubernetes",
-        setup: kubernetes::setup::setup,
         repeatable: false,
         status: Status::Active,
     },
@@ -570,4 +689,105 @@ static REGISTRY: &[Registration] = &[
 /// Look up a directive's registration.
 pub fn lookup_registration(name: &str) -> Option<&'static Registration> {
     REGISTRY.iter().find(|r| r.name == name)
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// CoreDNS 1.14.7's `plugin.cfg`, in order.
+    const PLUGIN_CFG: &[&str] = &[
+        "metadata",
+        "geoip",
+        "cancel",
+        "tls",
+        "timeouts",
+        "multisocket",
+        "reload",
+        "nsid",
+        "bufsize",
+        "bind",
+        "debug",
+        "trace",
+        "ready",
+        "health",
+        "pprof",
+        "prometheus",
+        "errors",
+        "log",
+        "dnstap",
+        "local",
+        "dns64",
+        "acl",
+        "any",
+        "chaos",
+        "loadbalance",
+        "tsig",
+        "cache",
+        "rewrite",
+        "header",
+        "dnssec",
+        "autopath",
+        "minimal",
+        "template",
+        "transfer",
+        "hosts",
+        "route53",
+        "azure",
+        "clouddns",
+        "k8s_external",
+        "kubernetes",
+        "file",
+        "auto",
+        "secondary",
+        "etcd",
+        "loop",
+        "forward",
+        "grpc",
+        "erratic",
+        "whoami",
+        "on",
+        "sign",
+        "view",
+    ];
+
+    #[test]
+    fn registry_follows_plugin_cfg() {
+        let mut last = None;
+        for (index, registration) in registry().iter().enumerate() {
+            let Some(cfg) = PLUGIN_CFG.iter().position(|n| *n == registration.name) else {
+                panic!("'{}' has no position in plugin.cfg", registration.name);
+            };
+            assert!(
+                last.is_none_or(|l| l < cfg),
+                "'{}' is out of plugin.cfg order",
+                registration.name
+            );
+            last = Some(cfg);
+            assert_eq!(order_of(registration.name), Some(index));
+            assert!(
+                std::ptr::eq(
+                    lookup_registration(registration.name).unwrap(),
+                    registration
+                ),
+                "'{}' is registered twice",
+                registration.name
+            );
+        }
+        assert_eq!(order_of("nosuch"), None);
+    }
+
+    #[test]
+    fn process_settings_by_type() {
+        #[derive(Debug, PartialEq)]
+        struct Every(u32);
+        let mut settings = ProcessSettings::default();
+        assert_eq!(settings.get::<Every>(), None);
+        settings.insert(Every(1));
+        settings.insert(Every(2));
+        settings.insert(7u8);
+        assert_eq!(settings.get::<Every>(), Some(&Every(2)));
+        assert_eq!(settings.get::<u8>(), Some(&7));
+        assert_eq!(settings.get::<u16>(), None);
+    }
 }

@@ -558,7 +558,8 @@ mod tests {
                 bind: vec!["127.0.0.1".parse().unwrap()],
                 chain: Arc::new(crate::plugin::Chain::new(vec![plugin])),
                 inactive: Vec::new(),
-                reload: None,
+                hooks: Vec::new(),
+                process: Default::default(),
             }],
         }
     }

@@ -5,15 +5,12 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use prometheus::{Histogram, IntCounter};
 
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
 use crate::http::{self, Reply};
 use crate::metrics;
-use crate::plugin::{
-    Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
-};
+use crate::plugin::{BlockSetup, Hook, SetupError, StartContext};
 
 const PLUGIN: &str = "health";
 
@@ -66,36 +63,22 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<HealthConfig, SetupError> {
     Ok(config)
 }
 
-/// Parses a `health` directive and adds the plugin to the block.
+/// Parses a `health` directive and registers its hook (no chain link: it answers no query).
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     let config = parse(d)?;
-    block.plugins.push(Arc::new(Health { config }));
+    block.hooks.push(Arc::new(Health { config }));
     Ok(())
 }
 
-/// The plugin: serves `/health`; not in the query path.
+/// The hook: serves `/health` and holds shutdown back for `lameduck`; not in the query path.
 #[derive(Debug)]
 pub(crate) struct Health {
     config: HealthConfig,
 }
 
-impl Health {
-    /// How long shutdown keeps serving after SIGTERM (`lameduck`, default 0); the lifecycle
-    /// side's `Plugin::shutdown_delay` returns it.
-    #[allow(dead_code)]
-    pub(crate) fn lameduck(&self) -> Duration {
-        self.config.lameduck
-    }
-}
-
-#[async_trait]
-impl Plugin for Health {
+impl Hook for Health {
     fn name(&self) -> &'static str {
         PLUGIN
-    }
-
-    async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
-        next.run(query).await
     }
 
     fn shutdown_delay(&self) -> Option<Duration> {
@@ -103,15 +86,19 @@ impl Plugin for Health {
     }
 
     fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
-        let route = http::serve(
+        let route = match http::serve(
             &self.config.addr,
             "/health",
             Arc::new(|| Reply::text(200, "OK")),
-        );
-        let Some(route) = ctx.http.record("/health", route) else {
-            return Vec::new();
+        ) {
+            Ok(route) => route,
+            Err(error) => {
+                ctx.failed(error.addr, error.source);
+                return Vec::new();
+            }
         };
         let local = route.local_addr();
+        ctx.opened("/health", local);
         vec![
             route.hold(),
             tokio::spawn(self_check(local, SELF_CHECK_INTERVAL)),

@@ -324,7 +324,7 @@ impl Plugin for Prometheus {
 
     fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
         metrics::init_core();
-        let writers: Vec<&'static str> = ctx.plugins.iter().map(|p| p.name()).collect();
+        let writers: Vec<&'static str> = ctx.hooks.iter().map(|h| h.name()).collect();
         let zones = self
             .zones
             .iter()
@@ -345,12 +345,16 @@ impl Plugin for Prometheus {
             .collect();
         // A chain is started once; were it started again, the first handles stay.
         let _ = self.handles.set(Handles { zones, writers });
-        let route = http::serve(&self.config.addr, "/metrics", Arc::new(render));
-        ctx.http
-            .record("/metrics", route)
-            .map(http::Route::hold)
-            .into_iter()
-            .collect()
+        match http::serve(&self.config.addr, "/metrics", Arc::new(render)) {
+            Ok(route) => {
+                ctx.opened("/metrics", route.local_addr());
+                vec![route.hold()]
+            }
+            Err(error) => {
+                ctx.failed(error.addr, error.source);
+                Vec::new()
+            }
+        }
     }
 }
 

@@ -5,14 +5,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use tracing::info;
 
 use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_host_port};
 use crate::http::{self, Reply};
-use crate::plugin::{
-    Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
-};
+use crate::plugin::{BlockSetup, Hook, SetupError, StartContext};
 
 const PLUGIN: &str = "ready";
 
@@ -85,57 +82,57 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<ReadyConfig, SetupError> {
     Ok(config)
 }
 
-/// Parses a `ready` directive and adds the plugin to the block.
+/// Parses a `ready` directive and registers its hook (no chain link: it answers no query).
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     let config = parse(d)?;
-    block.plugins.push(Arc::new(Ready { config }));
+    block.hooks.push(Arc::new(Ready { config }));
     Ok(())
 }
 
-/// The plugin: serves `/ready`; not in the query path.
+/// The hook: serves `/ready`; not in the query path.
 #[derive(Debug)]
 pub(crate) struct Ready {
     config: ReadyConfig,
 }
 
-#[async_trait]
-impl Plugin for Ready {
+impl Hook for Ready {
     fn name(&self) -> &'static str {
         PLUGIN
     }
 
-    async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
-        next.run(query).await
-    }
-
     fn start(&self, ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
         let state = Arc::new(State {
-            plugins: ctx
-                .plugins
+            hooks: ctx
+                .hooks
                 .iter()
-                .filter(|p| p.name() != PLUGIN && p.ready().is_some())
+                .filter(|h| h.name() != PLUGIN && h.ready().is_some())
                 .cloned()
                 .collect(),
             monitor: self.config.monitor,
             reached: AtomicBool::new(false),
             logged: Mutex::new(String::new()),
         });
-        let route = http::serve(
+        match http::serve(
             &self.config.addr,
             "/ready",
             Arc::new(move || state.reply(http::shutting_down())),
-        );
-        ctx.http
-            .record("/ready", route)
-            .map(http::Route::hold)
-            .into_iter()
-            .collect()
+        ) {
+            Ok(route) => {
+                ctx.opened("/ready", route.local_addr());
+                vec![route.hold()]
+            }
+            Err(error) => {
+                ctx.failed(error.addr, error.source);
+                Vec::new()
+            }
+        }
     }
 }
 
 /// What `/ready` looks at.
 struct State {
-    plugins: Vec<Arc<dyn Plugin>>,
+    /// The block's hooks (chain plugins included) that report readiness.
+    hooks: Vec<Arc<dyn Hook>>,
     monitor: Monitor,
     /// Readiness was reached once (with `until-ready`, it is not asked again).
     reached: AtomicBool,
@@ -152,10 +149,10 @@ impl State {
             return Reply::text(200, "OK");
         }
         let mut not_ready: Vec<&'static str> = self
-            .plugins
+            .hooks
             .iter()
-            .filter(|p| p.ready() != Some(true))
-            .map(|p| p.name())
+            .filter(|h| h.ready() != Some(true))
+            .map(|h| h.name())
             .collect();
         not_ready.sort_unstable();
         not_ready.dedup();
@@ -183,16 +180,12 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
 
-    /// A plugin whose readiness the test sets.
+    /// A hook whose readiness the test sets.
     struct Flag(&'static str, Arc<AtomicBool>);
 
-    #[async_trait]
-    impl Plugin for Flag {
+    impl Hook for Flag {
         fn name(&self) -> &'static str {
             self.0
-        }
-        async fn serve(&self, q: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
-            next.run(q).await
         }
         fn ready(&self) -> Option<bool> {
             Some(self.1.load(Ordering::Acquire))
@@ -202,12 +195,12 @@ mod tests {
     fn state(monitor: Monitor) -> (State, Arc<AtomicBool>, Arc<AtomicBool>) {
         let k = Arc::new(AtomicBool::new(false));
         let f = Arc::new(AtomicBool::new(false));
-        let plugins: Vec<Arc<dyn Plugin>> = vec![
+        let hooks: Vec<Arc<dyn Hook>> = vec![
             Arc::new(Flag("kubernetes", k.clone())),
             Arc::new(Flag("forward", f.clone())),
         ];
         let s = State {
-            plugins,
+            hooks,
             monitor,
             reached: AtomicBool::new(false),
             logged: Mutex::new(String::new()),

@@ -1,12 +1,9 @@
-//! The `reload` plugin: the directive, the check schedule (interval ± jitter) and the reload
-//! metrics. The reload itself (read, compare, rebuild, swap) is `crate::lifecycle`'s: a plugin
-//! never sees the servers.
+//! The `reload` directive: parsed here into a [`ReloadConfig`] the block records as a process-wide
+//! setting. The reload itself (schedule, read, compare, rebuild, swap, metrics) is
+//! `crate::lifecycle::reload`'s: a plugin never sees the servers.
 #![doc = include_str!("README.md")]
 
-use std::sync::LazyLock;
 use std::time::Duration;
-
-use prometheus::{IntCounter, IntGaugeVec};
 
 use crate::corefile::{ArgError, Dispenser, Location, Token, parse_duration};
 use crate::plugin::{BlockSetup, SetupError};
@@ -24,57 +21,6 @@ pub struct ReloadConfig {
     pub interval: Duration,
     /// Random spread around each interval (default 15s, at least 1s, at most interval/2).
     pub jitter: Duration,
-}
-
-impl ReloadConfig {
-    /// The wait before the next check: `interval` shifted by `draw` (uniform in `[0, 1)`) across
-    /// `[-jitter, +jitter]`. The caller supplies the random draw, so tests choose it.
-    pub fn next_delay(&self, draw: f64) -> Duration {
-        let draw = if draw.is_finite() {
-            draw.clamp(0.0, 1.0)
-        } else {
-            0.5
-        };
-        let spread = self.jitter.mul_f64(2.0 * draw);
-        // jitter <= interval / 2, so the result is never below interval / 2.
-        (self.interval + spread).saturating_sub(self.jitter)
-    }
-}
-
-/// `coredns_reload_failed_total`: Corefile changes that could not be applied.
-static FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
-    crate::metrics::counter(
-        "reload",
-        "failed_total",
-        "Counter of the number of failed reload attempts.",
-    )
-});
-
-/// `coredns_reload_version_info{hash="sha512",value}`: the hash of the Corefile in use.
-static VERSION: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    crate::metrics::gauge_vec(
-        "reload",
-        "version_info",
-        "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
-        &["hash", "value"],
-    )
-});
-
-/// Counts one failed reload.
-pub(crate) fn record_failure() {
-    FAILED.inc();
-}
-
-/// Publishes the SHA-512 (hex) of the Corefile now serving, replacing the previous one.
-pub(crate) fn record_version(sha512_hex: &str) {
-    VERSION.reset();
-    VERSION.with_label_values(&["sha512", sha512_hex]).set(1);
-}
-
-/// Registers the families (so they are exported, at 0, before the first reload).
-pub(crate) fn register_metrics() {
-    LazyLock::force(&FAILED);
-    LazyLock::force(&VERSION);
 }
 
 fn err(location: &Location, message: impl Into<String>) -> SetupError {
@@ -117,9 +63,9 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<ReloadConfig, SetupError> {
     })
 }
 
-/// Parses and validates a `reload` directive and records it on the block.
+/// Parses and validates a `reload` directive and records it as the block's process setting.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
-    block.reload = Some(parse(d)?);
+    block.process.insert(parse(d)?);
     Ok(())
 }
 
@@ -136,46 +82,6 @@ mod tests {
             interval: Duration::from_secs(interval),
             jitter: Duration::from_millis(jitter_ms),
         })
-    }
-
-    #[test]
-    fn next_delay_spreads_interval_by_jitter() {
-        let c = ReloadConfig {
-            interval: Duration::from_secs(30),
-            jitter: Duration::from_secs(15),
-        };
-        assert_eq!(c.next_delay(0.0), Duration::from_secs(15));
-        assert_eq!(c.next_delay(0.5), Duration::from_secs(30));
-        assert_eq!(c.next_delay(0.75), Duration::from_millis(37_500));
-        // Out-of-range draws stay within interval ± jitter.
-        assert_eq!(c.next_delay(7.0), Duration::from_secs(45));
-        assert_eq!(c.next_delay(-1.0), Duration::from_secs(15));
-        assert_eq!(c.next_delay(f64::NAN), Duration::from_secs(30));
-        let min = ReloadConfig {
-            interval: Duration::from_secs(2),
-            jitter: Duration::from_secs(1),
-        };
-        for i in 0..100 {
-            let d = min.next_delay(f64::from(i) / 100.0);
-            assert!(
-                d >= Duration::from_secs(1) && d < Duration::from_secs(3),
-                "{d:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn metrics_render_with_coredns_names() {
-        record_failure();
-        record_version("abc");
-        record_version("def");
-        let text = crate::metrics::render();
-        assert!(text.contains("coredns_reload_failed_total "), "{text}");
-        assert!(
-            text.contains(r#"coredns_reload_version_info{hash="sha512",value="def"} 1"#),
-            "{text}"
-        );
-        assert!(!text.contains(r#"value="abc""#), "{text}");
     }
 
     #[test]

@@ -1,23 +1,74 @@
-//! The process's life after start-up: Corefile reloads (polled by `reload`, or on SIGUSR1), the
-//! "shutting down" flag, and the shutdown sequence on SIGTERM/SIGINT (lame duck, stop accepting,
-//! drain, stop plugins).
+//! Corefile reloads: the check schedule of the `reload` directive (interval ± jitter), reading
+//! and comparing the Corefile (with its imports), building and applying the new configuration,
+//! and the `coredns_reload_*` metrics. The directive itself is parsed by `plugin::reload`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use prometheus::{IntCounter, IntGaugeVec};
 use tracing::{error, info};
 
+use super::start::Running;
+use crate::Error;
 use crate::config::Config;
 use crate::corefile::{self, CorefileError};
-use crate::plugin::reload;
-use crate::{Error, Running};
+pub use crate::plugin::reload::ReloadConfig;
 
-/// Marks the process as shutting down, from the shutdown signal on (lame-duck period included):
-/// `/ready` answers 503 `Shutting down` from then on, `/health` keeps answering 200.
-pub fn set_shutting_down() {
-    crate::http::set_shutting_down(true);
+/// The Corefile check schedule of `config`: the `reload` of its first block that has one (it
+/// acts process-wide, as CoreDNS's does). `None`: no polling.
+pub fn schedule(config: &Config) -> Option<ReloadConfig> {
+    config.process_setting::<ReloadConfig>().copied()
+}
+
+/// The wait before the next check: `interval` shifted by `draw` (uniform in `[0, 1)`) across
+/// `[-jitter, +jitter]`. The caller supplies the random draw, so tests choose it.
+pub fn next_delay(schedule: &ReloadConfig, draw: f64) -> Duration {
+    let draw = if draw.is_finite() {
+        draw.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    let spread = schedule.jitter.mul_f64(2.0 * draw);
+    // jitter <= interval / 2, so the result is never below interval / 2.
+    (schedule.interval + spread).saturating_sub(schedule.jitter)
+}
+
+/// `coredns_reload_failed_total`: Corefile changes that could not be applied.
+static FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    crate::metrics::counter(
+        "reload",
+        "failed_total",
+        "Counter of the number of failed reload attempts.",
+    )
+});
+
+/// `coredns_reload_version_info{hash="sha512",value}`: the hash of the Corefile in use.
+static VERSION: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    crate::metrics::gauge_vec(
+        "reload",
+        "version_info",
+        "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
+        &["hash", "value"],
+    )
+});
+
+/// Counts one failed reload.
+fn record_failure() {
+    FAILED.inc();
+}
+
+/// Publishes the SHA-512 (hex) of the Corefile now serving, replacing the previous one.
+fn record_version(sha512_hex: &str) {
+    VERSION.reset();
+    VERSION.with_label_values(&["sha512", sha512_hex]).set(1);
+}
+
+/// Registers the families (so they are exported, at 0, before the first reload).
+fn register_metrics() {
+    LazyLock::force(&FAILED);
+    LazyLock::force(&VERSION);
 }
 
 /// What identifies the Corefile's content: its text plus everything it imports.
@@ -108,8 +159,8 @@ impl Reloader {
     pub fn load(&mut self) -> Result<Config, Error> {
         let snapshot = self.source.read();
         let config = self.source.build(snapshot.parsed?)?;
-        reload::register_metrics();
-        reload::record_version(&snapshot.version.text_hex);
+        register_metrics();
+        record_version(&snapshot.version.text_hex);
         self.current = Some(snapshot.version);
         Ok(config)
     }
@@ -138,7 +189,7 @@ impl Reloader {
                         error!(
                             "Corefile changed but reload failed: the configuration build panicked"
                         );
-                        reload::record_failure();
+                        record_failure();
                         return ReloadOutcome::Unchanged;
                     }
                 }
@@ -151,13 +202,13 @@ impl Reloader {
         };
         match result {
             Ok(()) => {
-                reload::record_version(&snapshot.version.text_hex);
+                record_version(&snapshot.version.text_hex);
                 info!("Reloading complete");
                 ReloadOutcome::Reloaded
             }
             Err(e) => {
                 error!("Corefile changed but reload failed: {e}");
-                reload::record_failure();
+                record_failure();
                 ReloadOutcome::Failed(e)
             }
         }
@@ -208,83 +259,8 @@ fn base_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// The signals the process reacts to, installed before the banner is printed (from then on a
-/// signal is never the default action, which would end the process without a drain).
-pub(crate) struct Signals {
-    term: Signal,
-    int: Signal,
-    usr1: Signal,
-}
-
-impl Signals {
-    pub(crate) fn install() -> Result<Signals, Error> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate()).map_err(Error::Signal)?,
-            int: signal(SignalKind::interrupt()).map_err(Error::Signal)?,
-            usr1: signal(SignalKind::user_defined1()).map_err(Error::Signal)?,
-        })
-    }
-}
-
-/// Serves until SIGTERM or SIGINT: reloads every `reload` interval (± jitter) when the Corefile
-/// changed and on every SIGUSR1; on the shutdown signal sets the "shutting down" flag, keeps
-/// answering for the lame-duck delay (a second signal cuts it short), then stops accepting,
-/// lets queries in flight finish and stops the plugins.
-pub(crate) async fn serve(
-    mut running: Running,
-    mut reloader: Reloader,
-    signals: Signals,
-) -> Result<(), Error> {
-    let Signals {
-        mut term,
-        mut int,
-        mut usr1,
-    } = signals;
-    let signal_name = loop {
-        let next_check = running
-            .reload_config()
-            .map(|r| r.next_delay(rand::random::<f64>()));
-        let tick = async {
-            match next_check {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => break "SIGTERM",
-            _ = int.recv() => break "SIGINT",
-            message = running.fatal() => {
-                // As CoreDNS's log.Fatal: no lame duck, no drain; the queries in flight are
-                // part of the fault.
-                return Err(Error::Fatal(message));
-            }
-            _ = usr1.recv() => {
-                reloader.check(&mut running, true).await;
-            }
-            () = tick => {
-                reloader.check(&mut running, false).await;
-            }
-        }
-    };
-    set_shutting_down();
-    let lameduck = running.shutdown_delay();
-    if !lameduck.is_zero() {
-        info!("{signal_name}: lameduck, still answering for {lameduck:?}");
-        tokio::select! {
-            () = tokio::time::sleep(lameduck) => {}
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    info!("{signal_name}: shutting down");
-    running.shutdown().await;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -305,11 +281,11 @@ mod tests {
 
     #[test]
     fn reload_setting_comes_from_the_first_block_that_has_one() {
-        assert_eq!(config(".:53 {\n    whoami\n}\n").reload(), None);
+        assert_eq!(schedule(&config(".:53 {\n    whoami\n}\n")), None);
         let c = config(
             "a.:53 {\n    whoami\n}\nb.:53 {\n    reload 10s 2s\n    whoami\n}\nc.:53 {\n    reload 20s\n    whoami\n}\n",
         );
-        let r = c.reload().unwrap();
+        let r = schedule(&c).unwrap();
         assert_eq!(
             (r.interval, r.jitter),
             (Duration::from_secs(10), Duration::from_secs(2))
@@ -317,18 +293,42 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_delay_is_the_longest_lameduck() {
-        assert_eq!(
-            config(".:53 {\n    whoami\n}\n").shutdown_delay(),
-            Duration::ZERO
+    fn next_delay_spreads_interval_by_jitter() {
+        let c = ReloadConfig {
+            interval: Duration::from_secs(30),
+            jitter: Duration::from_secs(15),
+        };
+        assert_eq!(next_delay(&c, 0.0), Duration::from_secs(15));
+        assert_eq!(next_delay(&c, 0.5), Duration::from_secs(30));
+        assert_eq!(next_delay(&c, 0.75), Duration::from_millis(37_500));
+        // Out-of-range draws stay within interval ± jitter.
+        assert_eq!(next_delay(&c, 7.0), Duration::from_secs(45));
+        assert_eq!(next_delay(&c, -1.0), Duration::from_secs(15));
+        assert_eq!(next_delay(&c, f64::NAN), Duration::from_secs(30));
+        let min = ReloadConfig {
+            interval: Duration::from_secs(2),
+            jitter: Duration::from_secs(1),
+        };
+        for i in 0..100 {
+            let d = next_delay(&min, f64::from(i) / 100.0);
+            assert!(
+                d >= Duration::from_secs(1) && d < Duration::from_secs(3),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_render_with_coredns_names() {
+        record_failure();
+        record_version("abc");
+        record_version("def");
+        let text = crate::metrics::render();
+        assert!(text.contains("coredns_reload_failed_total "), "{text}");
+        assert!(
+            text.contains(r#"coredns_reload_version_info{hash="sha512",value="def"} 1"#),
+            "{text}"
         );
-        assert_eq!(
-            config(".:53 {\n    health :8080\n    whoami\n}\n").shutdown_delay(),
-            Duration::ZERO
-        );
-        let c = config(
-            "a.:53 {\n    health :8080 {\n        lameduck 3s\n    }\n    whoami\n}\nb.:53 {\n    health :8081 {\n        lameduck 5s\n    }\n}\n",
-        );
-        assert_eq!(c.shutdown_delay(), Duration::from_secs(5));
+        assert!(!text.contains(r#"value="abc""#), "{text}");
     }
 }
