@@ -1,5 +1,6 @@
 //! The end-to-end tier: clusterdns (the real binary) against a real kube-apiserver and etcd on
-//! loopback (built once by `bash tests/e2e/build-peers.sh`), authorized only by deploy/'s RBAC.
+//! loopback (built on first use by `tests/e2e/build-peers.sh`, see tests/support/peers.rs),
+//! authorized only by deploy/'s RBAC.
 //! Objects are created, changed and deleted through the API; real DNS queries assert that the
 //! answers follow within a second. One test stops and restarts the apiserver.
 //!
@@ -8,6 +9,8 @@
 
 #[path = "e2e/cluster.rs"]
 mod cluster;
+#[path = "support/peers.rs"]
+mod peers;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

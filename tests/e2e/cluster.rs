@@ -1,5 +1,5 @@
-//! The peers of the end-to-end tier: a real etcd and kube-apiserver on loopback (built by
-//! `tests/e2e/build-peers.sh`), deploy/'s manifests applied to them, and the clusterdns binary
+//! The peers of the end-to-end tier: a real etcd and kube-apiserver on loopback (built on first
+//! use by `tests/e2e/build-peers.sh` through `tests/support/peers.rs`), deploy/'s manifests applied to them, and the clusterdns binary
 //! watching that apiserver through a kubeconfig with deploy/'s RBAC only.
 //!
 //! Every child process runs under a small `sh` guard that kills it when its stdin pipe closes,
@@ -23,6 +23,8 @@ use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use serde::Deserialize as _;
 
+use crate::peers::Peer;
+
 /// Token of the test's administrator (group `system:masters`).
 const ADMIN_TOKEN: &str = "e2e-admin-token";
 /// Token of a static user named like deploy/'s ServiceAccount, so deploy/'s ClusterRoleBinding
@@ -39,27 +41,10 @@ const CLUSTERDNS_START: Duration = Duration::from_secs(60);
 pub(crate) const DEPLOY_MANIFEST: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/clusterdns.yaml");
 
-/// The peer binaries, or an error naming the build step.
+/// The peer binaries (etcd, kube-apiserver), built on first use; or an error naming the step.
 fn peers() -> Result<(PathBuf, PathBuf), String> {
-    let cache = match std::env::var_os("CLUSTERDNS_E2E_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-            PathBuf::from(home).join(".cache/clusterdns-e2e")
-        }
-    };
-    let etcd = cache.join("bin/etcd");
-    let apiserver = cache.join("bin/kube-apiserver");
-    for bin in [&etcd, &apiserver] {
-        if !bin.is_file() {
-            return Err(format!(
-                "{} is missing: build the e2e peers first with `bash tests/e2e/build-peers.sh` \
-                 (needs Go >= 1.25 and the Go module proxy; set CLUSTERDNS_E2E_CACHE to use \
-                 another cache directory)",
-                bin.display()
-            ));
-        }
-    }
+    let etcd = crate::peers::ensure(Peer::Etcd).map_err(|e| e.to_string())?;
+    let apiserver = crate::peers::ensure(Peer::KubeApiserver).map_err(|e| e.to_string())?;
     Ok((etcd, apiserver))
 }
 
