@@ -11,6 +11,7 @@ pub mod corefile;
 pub mod dns;
 pub mod http;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod plugin;
 mod server;

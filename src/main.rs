@@ -3,19 +3,10 @@
 //! The flags are CoreDNS's, Go style: `-conf FILE`, `-conf=FILE` and `--conf FILE` all work.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
-
-/// Tracing filter unless RUST_LOG says otherwise: hickory logs every request at info.
-const DEFAULT_FILTER: &str = "info,hickory_server=warn,hickory_proto=warn";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,44 +56,6 @@ fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     out
 }
 
-/// CoreDNS's log layout: `[LEVEL] message fields...`.
-struct CoreDnsFormat;
-
-impl<S, N> FormatEvent<S, N> for CoreDnsFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let level = match *event.metadata().level() {
-            Level::ERROR => "ERROR",
-            Level::WARN => "WARNING",
-            Level::INFO => "INFO",
-            Level::DEBUG => "DEBUG",
-            Level::TRACE => "TRACE",
-        };
-        write!(writer, "[{level}] ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
-}
-
-fn init_tracing() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    // CoreDNS logs to stdout; so does the query log.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .event_format(CoreDnsFormat)
-        .with_writer(std::io::stdout)
-        .init();
-}
-
 fn print_plugins() {
     use clusterdns::plugin::Status;
     println!("Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:");
@@ -126,7 +79,8 @@ fn main() -> ExitCode {
         print_plugins();
         return ExitCode::SUCCESS;
     }
-    init_tracing();
+    // CoreDNS's `[LEVEL] plugin/NAME: message` lines on stdout, plain text.
+    clusterdns::logging::init();
     let opts = clusterdns::RunOptions {
         conf: cli.conf,
         dns_port: cli.dns_port,

@@ -1,5 +1,6 @@
 //! The end-to-end tier: clusterdns (the real binary) against a real kube-apiserver and etcd on
-//! loopback (built once by `bash tests/e2e/build-peers.sh`), authorized only by deploy/'s RBAC.
+//! loopback (built on first use by `tests/e2e/build-peers.sh`, see tests/support/peers.rs),
+//! authorized only by deploy/'s RBAC.
 //! Objects are created, changed and deleted through the API; real DNS queries assert that the
 //! answers follow within a second. One test stops and restarts the apiserver.
 //!
@@ -8,6 +9,8 @@
 
 #[path = "e2e/cluster.rs"]
 mod cluster;
+#[path = "support/peers.rs"]
+mod peers;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -250,10 +253,11 @@ async fn deploy_manifests_are_applied_and_rbac_allows_exactly_list_and_watch() {
     }
 }
 
-/// The Deployment's Pod template, as a Pod, passes Pod validation and admission (the priority
-/// class exists; the `restricted` Pod Security profile holds) in a server-side dry run.
+/// Each Deployment's Pod template of deploy/ (clusterdns and the dns-autoscaler), as a Pod,
+/// passes Pod validation and admission (the priority class exists; the `restricted` Pod Security
+/// profile holds) in a server-side dry run.
 #[tokio::test]
-async fn deploy_pod_template_is_admitted_under_restricted_pod_security() {
+async fn deploy_pod_templates_are_admitted_under_restricted_pod_security() {
     let stack = shared();
     let client = stack.admin().await;
     let ns = "e2e-pod-security";
@@ -266,33 +270,202 @@ async fn deploy_pod_template_is_admitted_under_restricted_pod_security() {
         "create namespace",
         namespaces.create(&PostParams::default(), &labeled).await,
     );
-    let objects = ok("deploy/ objects", cluster::deploy_objects());
-    let deployment = objects
+    let objects = ok("deploy/ objects", cluster::all_deploy_objects());
+    let deployments: Vec<_> = objects
         .iter()
-        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
-        .expect("deploy/ has a Deployment");
-    let template = &deployment.data["spec"]["template"];
-    let mut metadata = template["metadata"].clone();
-    metadata["name"] = json!("coredns-template");
-    let pod: Pod = obj(json!({"metadata": metadata, "spec": template["spec"]}));
+        .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment"))
+        .collect();
+    let names: Vec<_> = deployments
+        .iter()
+        .filter_map(|d| d.metadata.name.as_deref())
+        .collect();
+    assert_eq!(
+        names,
+        ["coredns", "dns-autoscaler"],
+        "deploy/'s Deployments"
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let dry_run = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
-    ok(
-        "dry-run create of the Deployment's Pod template",
-        pods.create(&dry_run, &pod).await,
-    );
-    // The check can fail: the same Pod with privilege escalation allowed is rejected.
-    let mut bad = template["spec"].clone();
-    bad["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
-    let bad: Pod = obj(json!({"metadata": {"name": "coredns-bad"}, "spec": bad}));
-    assert!(
-        pods.create(&dry_run, &bad).await.is_err(),
-        "restricted Pod Security rejects allowPrivilegeEscalation: true"
-    );
+    for deployment in deployments {
+        let name = deployment.metadata.name.as_deref().unwrap_or_default();
+        let template = &deployment.data["spec"]["template"];
+        let mut metadata = template["metadata"].clone();
+        metadata["name"] = json!(format!("{name}-template"));
+        let pod: Pod = obj(json!({"metadata": metadata, "spec": template["spec"]}));
+        ok(
+            &format!("dry-run create of the {name} Deployment's Pod template"),
+            pods.create(&dry_run, &pod).await,
+        );
+        // The check can fail: the same Pod with privilege escalation allowed is rejected.
+        let mut bad = template["spec"].clone();
+        bad["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
+        let bad: Pod = obj(json!({"metadata": {"name": format!("{name}-bad")}, "spec": bad}));
+        assert!(
+            pods.create(&dry_run, &bad).await.is_err(),
+            "restricted Pod Security rejects allowPrivilegeEscalation: true ({name})"
+        );
+    }
     delete_namespace(&client, ns).await;
+}
+
+/// deploy/dns-autoscaler.yaml: the PodDisruptionBudget of clusterdns.yaml covers the Pods the
+/// autoscaler scales, and its parameters never leave one replica (PDB maxUnavailable 1).
+#[test]
+fn deploy_autoscaler_targets_coredns_and_fits_the_disruption_budget() {
+    let path = std::path::Path::new(cluster::DEPLOY_DIR).join("dns-autoscaler.yaml");
+    let objects = ok("dns-autoscaler.yaml", cluster::manifest_objects(&path));
+    let kind = |o: &kube::api::DynamicObject| o.types.as_ref().map(|t| t.kind.clone());
+    let kinds: Vec<_> = objects.iter().filter_map(kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "ConfigMap",
+            "Deployment"
+        ]
+    );
+    let find = |objects: &[kube::api::DynamicObject], k: &str| {
+        objects
+            .iter()
+            .find(|o| kind(o).as_deref() == Some(k))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let cpa = find(&objects, "Deployment");
+    let args: Vec<String> = cpa.data["spec"]["template"]["spec"]["containers"][0]["command"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(args[0], "/cluster-proportional-autoscaler");
+    for flag in [
+        "--namespace=kube-system",
+        "--configmap=dns-autoscaler",
+        "--target=Deployment/coredns",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} in {args:?}");
+    }
+    let params = find(&objects, "ConfigMap").data["data"]["linear"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_default();
+    let linear: serde_json::Value = ok("linear params", serde_json::from_str(&params));
+    assert_eq!(linear["preventSinglePointFailure"], json!(true));
+    assert!(linear["min"].as_u64().is_some_and(|m| m >= 2), "{linear}");
+    assert!(linear["coresPerReplica"].as_u64().is_some_and(|c| c > 0));
+    assert!(linear["nodesPerReplica"].as_u64().is_some_and(|n| n > 0));
+
+    let main = ok("clusterdns.yaml", cluster::deploy_objects());
+    let pdb = find(&main, "PodDisruptionBudget");
+    assert_eq!(pdb.data["spec"]["maxUnavailable"], json!(1));
+    let coredns = find(&main, "Deployment");
+    let pod_labels = &coredns.data["spec"]["template"]["metadata"]["labels"];
+    let selector = pdb.data["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &pod_labels[&key], &value,
+            "PDB selector {key} matches the Pods"
+        );
+    }
+}
+
+/// The autoscaler's own API calls, made with deploy/'s RBAC only: list and watch Nodes, read
+/// its ConfigMap, read and write the `coredns` Deployment's scale; nothing else.
+#[tokio::test]
+async fn deploy_autoscaler_rbac_allows_its_calls_and_no_more() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Node;
+    let stack = shared();
+    let cpa = stack.autoscaler().await;
+    let nodes: Api<Node> = Api::all(cpa.clone());
+    ok(
+        "list nodes as the autoscaler",
+        nodes.list(&Default::default()).await,
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(cpa.clone(), "kube-system");
+    let params = ok("get its ConfigMap", cms.get("dns-autoscaler").await);
+    assert!(params.data.is_some_and(|d| d.contains_key("linear")));
+    assert!(
+        cms.get("coredns").await.is_err(),
+        "the autoscaler reads no other ConfigMap"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(cpa.clone(), "kube-system");
+    let scale = ok("get coredns scale", deployments.get_scale("coredns").await);
+    let before = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    // As the autoscaler does it: GET the scale, PUT it back with other replicas.
+    let mut more = scale.clone();
+    more.spec.get_or_insert_default().replicas = Some(before + 1);
+    let changed = ok(
+        "update coredns scale",
+        deployments
+            .replace_scale("coredns", &PostParams::default(), &more)
+            .await,
+    );
+    assert_eq!(
+        changed.spec.as_ref().and_then(|s| s.replicas),
+        Some(before + 1)
+    );
+    let mut back = changed;
+    back.spec.get_or_insert_default().replicas = Some(before);
+    ok(
+        "restore coredns scale",
+        deployments
+            .replace_scale("coredns", &PostParams::default(), &back)
+            .await,
+    );
+    assert!(
+        deployments.get("coredns").await.is_err(),
+        "the autoscaler cannot read the Deployment itself, only its scale"
+    );
+    assert!(
+        deployments.get_scale("dns-autoscaler").await.is_err(),
+        "the autoscaler scales coredns only"
+    );
+
+    let reviews: Api<SubjectAccessReview> = Api::all(stack.admin().await);
+    let cases = [
+        ("", "nodes", "", "", "watch", true),
+        ("", "nodes", "", "", "update", false),
+        ("apps", "deployments", "scale", "coredns", "update", true),
+        ("apps", "deployments", "", "coredns", "update", false),
+        ("", "configmaps", "", "dns-autoscaler", "update", false),
+        ("", "pods", "", "", "list", false),
+    ];
+    for (group, resource, subresource, name, verb, want) in cases {
+        let review: SubjectAccessReview = obj(json!({
+            "spec": {
+                "user": cluster::AUTOSCALER_USER,
+                "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system"],
+                "resourceAttributes": {
+                    "group": group, "resource": resource, "subresource": subresource,
+                    "name": name, "verb": verb, "namespace": "kube-system",
+                },
+            }
+        }));
+        let result = ok(
+            "create subjectaccessreview",
+            reviews.create(&PostParams::default(), &review).await,
+        );
+        assert_eq!(
+            result.status.is_some_and(|s| s.allowed),
+            want,
+            "{verb} {group}/{resource}/{subresource} {name} for the autoscaler"
+        );
+    }
 }
 
 #[tokio::test]

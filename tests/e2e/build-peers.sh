@@ -4,6 +4,10 @@
 # cache directory outside the repository:
 #   ${CLUSTERDNS_E2E_CACHE:-$HOME/.cache/clusterdns-e2e}/bin/{kube-apiserver,etcd}
 # Idempotent: does nothing when both binaries exist and the stamp file records the same versions.
+# Safe to start several times at once: a build holds a lock (flock) on the cache, and a waiter
+# that gets the lock after a build finished sees "up to date".
+# `--check` only reports: exit 0 when up to date, 3 when a build is needed (nothing is built).
+# The tests call it through tests/support/peers.rs (`peers::ensure(Peer::KubeApiserver)`).
 # Needs Go >= 1.25 (the `tool` directive, k8s 1.35 declares go 1.25.0).
 set -euo pipefail
 
@@ -16,14 +20,35 @@ STAMP="$CACHE/bin/versions"
 # The stamp also names the build recipe (bump "recipe" when the go build flags change).
 WANT="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION recipe=2"
 
-if [[ -x "$CACHE/bin/kube-apiserver" && -x "$CACHE/bin/etcd" && -f "$STAMP" ]] \
-    && [[ "$(cat "$STAMP")" == "$WANT" ]]; then
+up_to_date() {
+    [[ -x "$CACHE/bin/kube-apiserver" && -x "$CACHE/bin/etcd" && -f "$STAMP" ]] \
+        && [[ "$(cat "$STAMP")" == "$WANT" ]]
+}
+if up_to_date; then
     echo "build-peers: up to date in $CACHE/bin ($WANT)"
     exit 0
 fi
+if [[ "${1:-}" == "--check" ]]; then
+    echo "build-peers: $CACHE/bin needs a build ($WANT)"
+    exit 3
+fi
 
+mkdir -p "$CACHE/bin"
+exec 9>"$CACHE/.build-peers.lock"
+if ! flock -n 9; then
+    echo "build-peers: another build holds $CACHE/.build-peers.lock; waiting for it"
+    flock 9
+fi
+if up_to_date; then
+    echo "build-peers: up to date in $CACHE/bin ($WANT), built meanwhile by another process"
+    exit 0
+fi
+
+# Go's official tarball installs to /usr/local/go, which is not always on PATH.
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null 2>&1; then
-    echo "build-peers: 'go' (>= 1.25) is required; install Go from your distribution or go.dev" >&2
+    echo "build-peers: 'go' (>= 1.25) is required: install Go from https://go.dev/dl (to" \
+        "/usr/local/go) or your distribution, then run 'bash tests/e2e/build-peers.sh'" >&2
     exit 1
 fi
 
@@ -65,8 +90,12 @@ staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-g
 rm -f go.sum
 
 export GOFLAGS=-mod=mod CGO_ENABLED=0
-echo "build-peers: go mod tidy ($WANT)"
-go mod tidy
+echo "build-peers: go mod tidy ($WANT, $(go version))"
+if ! go mod tidy; then
+    echo "build-peers: 'go mod tidy' failed; it fetches modules through the Go module proxy" \
+        "($(go env GOPROXY)), so it needs network access to it" >&2
+    exit 1
+fi
 # Every staging module must resolve to a published tag (`go list -m all` shows a replaced
 # module as `path v0.0.0 => path vX`; one left at a bare v0.0.0 needs a replace line).
 if go list -m all | grep -E ' v0\.0\.0$'; then

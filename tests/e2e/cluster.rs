@@ -1,5 +1,5 @@
-//! The peers of the end-to-end tier: a real etcd and kube-apiserver on loopback (built by
-//! `tests/e2e/build-peers.sh`), deploy/'s manifests applied to them, and the clusterdns binary
+//! The peers of the end-to-end tier: a real etcd and kube-apiserver on loopback (built on first
+//! use by `tests/e2e/build-peers.sh` through `tests/support/peers.rs`), deploy/'s manifests applied to them, and the clusterdns binary
 //! watching that apiserver through a kubeconfig with deploy/'s RBAC only.
 //!
 //! Every child process runs under a small `sh` guard that kills it when its stdin pipe closes,
@@ -23,12 +23,17 @@ use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use serde::Deserialize as _;
 
+use crate::peers::Peer;
+
 /// Token of the test's administrator (group `system:masters`).
 const ADMIN_TOKEN: &str = "e2e-admin-token";
 /// Token of a static user named like deploy/'s ServiceAccount, so deploy/'s ClusterRoleBinding
 /// (and nothing else) authorizes clusterdns.
 const COREDNS_TOKEN: &str = "e2e-coredns-token";
 pub(crate) const COREDNS_USER: &str = "system:serviceaccount:kube-system:coredns";
+/// Likewise for deploy/dns-autoscaler.yaml's ServiceAccount (its Role and ClusterRole only).
+const AUTOSCALER_TOKEN: &str = "e2e-autoscaler-token";
+pub(crate) const AUTOSCALER_USER: &str = "system:serviceaccount:kube-system:dns-autoscaler";
 
 /// How long start-up steps may take on a loaded machine (the apiserver's first start runs its
 /// post-start hooks: RBAC bootstrap, priority classes, the `kubernetes` Service).
@@ -36,30 +41,14 @@ const APISERVER_START: Duration = Duration::from_secs(120);
 const ETCD_START: Duration = Duration::from_secs(60);
 const CLUSTERDNS_START: Duration = Duration::from_secs(60);
 
+pub(crate) const DEPLOY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 pub(crate) const DEPLOY_MANIFEST: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/clusterdns.yaml");
 
-/// The peer binaries, or an error naming the build step.
+/// The peer binaries (etcd, kube-apiserver), built on first use; or an error naming the step.
 fn peers() -> Result<(PathBuf, PathBuf), String> {
-    let cache = match std::env::var_os("CLUSTERDNS_E2E_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-            PathBuf::from(home).join(".cache/clusterdns-e2e")
-        }
-    };
-    let etcd = cache.join("bin/etcd");
-    let apiserver = cache.join("bin/kube-apiserver");
-    for bin in [&etcd, &apiserver] {
-        if !bin.is_file() {
-            return Err(format!(
-                "{} is missing: build the e2e peers first with `bash tests/e2e/build-peers.sh` \
-                 (needs Go >= 1.25 and the Go module proxy; set CLUSTERDNS_E2E_CACHE to use \
-                 another cache directory)",
-                bin.display()
-            ));
-        }
-    }
+    let etcd = crate::peers::ensure(Peer::Etcd).map_err(|e| e.to_string())?;
+    let apiserver = crate::peers::ensure(Peer::KubeApiserver).map_err(|e| e.to_string())?;
     Ok((etcd, apiserver))
 }
 
@@ -338,7 +327,9 @@ impl Stack {
             &dir.join("tokens.csv"),
             &format!(
                 "{ADMIN_TOKEN},e2e-admin,e2e-admin,\"system:masters\"\n{COREDNS_TOKEN},\
-                 {COREDNS_USER},e2e-coredns,\"system:serviceaccounts,system:serviceaccounts:kube-system\"\n"
+                 {COREDNS_USER},e2e-coredns,\"system:serviceaccounts,system:serviceaccounts:kube-system\"\n\
+                 {AUTOSCALER_TOKEN},{AUTOSCALER_USER},e2e-autoscaler,\
+                 \"system:serviceaccounts,system:serviceaccounts:kube-system\"\n"
             ),
         )?;
         let api_port = free_port(false);
@@ -349,6 +340,10 @@ impl Stack {
         write(
             &dir.join("coredns.kubeconfig"),
             &kubeconfig(api_port, COREDNS_TOKEN),
+        )?;
+        write(
+            &dir.join("autoscaler.kubeconfig"),
+            &kubeconfig(api_port, AUTOSCALER_TOKEN),
         )?;
         let d = |f: &str| dir.join(f).display().to_string();
         let apiserver_args = vec![
@@ -434,6 +429,14 @@ impl Stack {
         }
     }
 
+    /// A client as deploy/dns-autoscaler.yaml's ServiceAccount.
+    pub(crate) async fn autoscaler(&self) -> Client {
+        match client(&self.dir.join("autoscaler.kubeconfig")).await {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     pub(crate) fn logs(&self) -> String {
         let mut text = self.clusterdns.tail();
         if let Some(api) = &self.apiserver {
@@ -510,22 +513,47 @@ async fn wait_ready(client: &Client) -> Result<(), String> {
 
 /// Every object of deploy/clusterdns.yaml as a dynamic object.
 pub(crate) fn deploy_objects() -> Result<Vec<DynamicObject>, String> {
-    let text = std::fs::read_to_string(DEPLOY_MANIFEST)
-        .map_err(|e| format!("read {DEPLOY_MANIFEST}: {e}"))?;
+    manifest_objects(Path::new(DEPLOY_MANIFEST))
+}
+
+/// Every `*.yaml` file of deploy/, sorted by name (clusterdns.yaml first).
+pub(crate) fn deploy_files() -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(DEPLOY_DIR).map_err(|e| format!("read {DEPLOY_DIR}: {e}"))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Every object of every deploy/ manifest, in file order.
+pub(crate) fn all_deploy_objects() -> Result<Vec<DynamicObject>, String> {
+    let mut objects = Vec::new();
+    for file in deploy_files()? {
+        objects.extend(manifest_objects(&file)?);
+    }
+    Ok(objects)
+}
+
+/// The objects of one multi-document YAML file.
+pub(crate) fn manifest_objects(path: &Path) -> Result<Vec<DynamicObject>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
     let mut objects = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
         let object = DynamicObject::deserialize(doc)
-            .map_err(|e| format!("{DEPLOY_MANIFEST}: not an object: {e}"))?;
+            .map_err(|e| format!("{}: not an object: {e}", path.display()))?;
         objects.push(object);
     }
     Ok(objects)
 }
 
-/// Applies deploy/ to the apiserver: a server-side dry run of every object first (schema with
-/// strict field validation, so a misspelt field fails; defaulting, validation and admission;
-/// nothing persisted), then for real (server-side apply).
+/// Applies all of deploy/ to the apiserver: a server-side dry run of every object of every
+/// manifest first (schema with strict field validation, so a misspelt field fails; defaulting,
+/// validation and admission; nothing persisted), then for real (server-side apply).
 async fn apply_deploy(client: &Client) -> Result<(), String> {
-    let objects = deploy_objects()?;
+    let objects = all_deploy_objects()?;
     for dry_run in [true, false] {
         for object in &objects {
             apply(client, object, dry_run).await?;
