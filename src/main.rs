@@ -293,6 +293,35 @@ mod tests {
     }
 
     #[test]
+    fn doctor_flags() {
+        let args = [
+            "doctor",
+            "-conf",
+            "/etc/coredns/Corefile",
+            "-json",
+            "--kubeconfig",
+            "k",
+        ];
+        let args = args
+            .iter()
+            .chain(&["query", "kube-dns.kube-system.svc.cluster.local", "SRV"]);
+        let cli = DoctorCli::try_parse_from(go_style(args.map(OsString::from))).unwrap();
+        assert_eq!(cli.conf, PathBuf::from("/etc/coredns/Corefile"));
+        assert!(cli.json);
+        assert_eq!(cli.kubeconfig, Some(PathBuf::from("k")));
+        assert_eq!(cli.kube_dns_service, "kube-dns");
+        let Some(DoctorAction::Query { name, qtype }) = cli.action else {
+            panic!("query expected");
+        };
+        assert_eq!(
+            (name.as_str(), qtype.as_str()),
+            ("kube-dns.kube-system.svc.cluster.local", "SRV")
+        );
+        let plain = DoctorCli::try_parse_from(go_style(["doctor"].map(OsString::from))).unwrap();
+        assert!(plain.action.is_none() && !plain.json);
+    }
+
+    #[test]
     fn bad_flags() {
         assert!(parse(&["-nosuch"]).is_err());
         assert!(parse(&["-dns.port", "70000"]).is_err());

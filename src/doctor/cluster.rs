@@ -138,10 +138,10 @@ async fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<kube::Con
 
 /// `$KUBECONFIG`'s first existing file, else `~/.kube/config` if it exists.
 fn default_kubeconfig() -> Option<PathBuf> {
-    if let Some(list) = std::env::var_os("KUBECONFIG") {
-        if let Some(path) = std::env::split_paths(&list).find(|p| p.is_file()) {
-            return Some(path);
-        }
+    if let Some(list) = std::env::var_os("KUBECONFIG")
+        && let Some(path) = std::env::split_paths(&list).find(|p| p.is_file())
+    {
+        return Some(path);
     }
     let home = PathBuf::from(std::env::var_os("HOME")?);
     Some(home.join(".kube/config")).filter(|p| p.is_file())

@@ -89,9 +89,7 @@ pub fn load(path: &Path, dns_port: u16) -> Result<Setup, Box<Check>> {
     for (block, server) in tree.blocks.iter().enumerate() {
         for directive in &server.directives {
             match directive.name.text.as_str() {
-                "forward" => {
-                    forwards.push(forward(block, directive, &base_dir).map_err(|e| fail(e))?)
-                }
+                "forward" => forwards.push(forward(block, directive, &base_dir).map_err(&fail)?),
                 "kubernetes" if kubernetes.is_none() => {
                     let zones = config
                         .servers

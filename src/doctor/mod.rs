@@ -4,7 +4,7 @@
 //! # Usage
 //!
 //! ```text
-//! clusterdns doctor [--json] [-conf FILE] [--kubeconfig PATH]
+//! clusterdns doctor [--json] [-conf FILE] [-dns.port PORT] [--kubeconfig PATH]
 //!                   [--kube-dns-namespace NS] [--kube-dns-service NAME]
 //!                   [query NAME [TYPE]]
 //! ```
@@ -232,10 +232,8 @@ pub async fn run(opts: &Options) -> Report {
             format!("{} parses", opts.conf.display()),
         )]);
         let api = cluster::connect(opts.kubeconfig.as_deref(), &setup).await;
-        if let Err(check) = &api.client {
-            if setup.kubernetes_api().is_some() {
-                report.push([check.clone()]);
-            }
+        if let (Err(check), Some(_)) = (&api.client, setup.kubernetes_api()) {
+            report.push([check.clone()]);
         }
         match query::run(&setup, &api, name, *qtype).await {
             Ok(trace) => report.query = Some(trace),

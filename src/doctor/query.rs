@@ -198,8 +198,9 @@ impl Plugin for Traced {
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {
         let plugin = self.inner.name();
         // Internal queries (ExternalName targets) carry no request bytes.
-        let internal = (query.request_size == 0 || (query.name.clone(), query.qtype) != self.asked)
-            .then(|| format!("{} {}", query.name, query.qtype));
+        let internal =
+            (query.request_size == 0 || query.name != self.asked.0 || query.qtype != self.asked.1)
+                .then(|| format!("{} {}", query.name, query.qtype));
         let depth = self.log.enter();
         self.log.record(Step {
             depth,
@@ -494,10 +495,20 @@ async fn why(
         Some(other) => why.push(format!("the {other} plugin wrote this answer")),
     }
     if trace.answered_by.is_none() {
-        why.push(format!(
-            "no plugin answered; the server replied {} (an error from the chain)",
-            trace.rcode
-        ));
+        // The innermost error is where it started; the plugins above only passed it on.
+        let origin = trace
+            .steps
+            .iter()
+            .find(|s| s.event == "error" && s.internal.is_none());
+        why.push(match origin {
+            Some(step) => format!(
+                "no plugin answered: {} failed ({}), so the server replied {}",
+                step.plugin,
+                step.result.as_deref().unwrap_or_default(),
+                trace.rcode
+            ),
+            None => format!("no plugin answered; the server replied {}", trace.rcode),
+        });
     }
     why
 }
