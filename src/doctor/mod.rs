@@ -34,6 +34,8 @@
 //! served it, every plugin it passed through, which plugin answered, the answer, and why: for
 //! the kubernetes plugin, which object and which rule of the cluster DNS specification
 //! produced it.
+//! The question is served as it would be on the Corefile's first listen address (the one
+//! `clusterdns::Harness` serves); blocks that listen only on other addresses are not consulted.
 //!
 //! The trace costs the server nothing: [`query`] wraps each plugin of the doctor's own copy of
 //! the configuration in a recording plugin and sends the question through the crate's in-process
