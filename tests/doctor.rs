@@ -537,3 +537,49 @@ async fn query_traces_and_explains() {
         run.stdout
     );
 }
+
+/// A Corefile in a temporary directory of its own (for tests without the e2e stack).
+fn scratch_corefile(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("Corefile"), text).expect("write the Corefile");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corefile_errors_fail_with_their_location() {
+    let dir = scratch_corefile(".:53 {\n    forward . 192.0.2.1 {\n        bogus\n    }\n}\n");
+    let run = doctor(dir.path(), &["-conf", "Corefile"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert_eq!(run.status("corefile.parse"), "fail");
+    let msg = run.check("corefile.parse")["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        msg.contains("Corefile:3:9") && msg.contains("bogus"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_api_fails() {
+    let dead = cluster::free_port(false);
+    let dir = scratch_corefile(&format!(
+        ".:53 {{\n    kubernetes cluster.local {{\n        endpoint https://127.0.0.1:{dead}\n    }}\n}}\n"
+    ));
+    let run = doctor(dir.path(), &["-conf", "Corefile"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    assert_eq!(run.status("api.reachable"), "fail", "{}", run.stdout);
+    let msg = run.check("api.reachable")["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        msg.contains(&format!("endpoint https://127.0.0.1:{dead}")),
+        "{msg}"
+    );
+    // Nothing is checked against an API that does not answer.
+    assert!(
+        run.checks().iter().all(|c| c["id"] != "api.auth"),
+        "{}",
+        run.stdout
+    );
+}

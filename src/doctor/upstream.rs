@@ -124,6 +124,7 @@ pub async fn check(setup: &Setup) -> Vec<Check> {
     for forward in &setup.forwards {
         let name = forward.config.health_check_domain.clone();
         let recursion = forward.config.health_check_recursion;
+        let force_tcp = forward.config.force_tcp;
         for target in &forward.targets {
             if seen.contains(&(target.addr, name.clone())) {
                 continue;
@@ -134,8 +135,8 @@ pub async fn check(setup: &Setup) -> Vec<Check> {
             probes.push(async move {
                 let (u, t) = tokio::join!(udp(addr, &name, recursion), tcp(addr, &name, recursion));
                 vec![
-                    verdict(&from, addr, &name, "udp", u),
-                    verdict(&from, addr, &name, "tcp", t),
+                    verdict(&from, addr, &name, "udp", u, force_tcp),
+                    verdict(&from, addr, &name, "tcp", t, false),
                 ]
             });
         }
@@ -153,6 +154,7 @@ fn verdict(
     name: &Name,
     transport: &str,
     result: Result<Probe, ProbeError>,
+    unused: bool,
 ) -> Check {
     let id = format!("upstream.{transport}.{addr}");
     match result {
@@ -164,6 +166,14 @@ fn verdict(
                 probe.rcode,
                 probe.elapsed.as_millis()
             ),
+        ),
+        Err(error) if unused => Check::warn(
+            GROUP,
+            id,
+            format!(
+                "{addr} ({transport}, forward {from}): `{name} NS`: {error} (not used: `force_tcp`)"
+            ),
+            "nothing to do while `force_tcp` is set; without it most queries go over UDP",
         ),
         Err(error) => Check::fail(
             GROUP,
