@@ -45,6 +45,7 @@ struct Cli {
 #[derive(Parser, Debug)]
 #[command(
     name = "clusterdns doctor",
+    bin_name = "clusterdns doctor",
     about = "Check a cluster DNS setup: Corefile, Kubernetes API and RBAC, the kube-dns Service, upstreams"
 )]
 struct DoctorCli {

@@ -251,6 +251,12 @@ pub async fn run(opts: &Options) -> Report {
         let (checks, facts) = cluster::check(&api, &setup, opts).await;
         report.push(checks);
         kube_dns_ips = facts.kube_dns_ips;
+    } else {
+        report.push([Check::ok(
+            "api",
+            "api.skipped",
+            "the Corefile reads no Kubernetes API (no kubernetes directive, or `manifests`): API checks skipped (pass --kubeconfig to run them anyway)",
+        )]);
     }
     report.push(setup.kube_dns_loops(&kube_dns_ips));
     report.push(upstream::check(&setup).await);

@@ -2,7 +2,7 @@
 //! trace of the server block and plugins it passed and an explanation of the answer.
 //!
 //! The trace hook lives here, not on the query path: the doctor builds its own copy of the
-//! configuration and wraps every plugin of every chain in [`Traced`], a plugin that records
+//! configuration and wraps every plugin of every chain in `Traced`, a plugin that records
 //! entering and leaving the plugin it wraps. The question goes through [`crate::Harness`]
 //! (the server's real handler, router and reply code, without sockets), so the answer is exactly
 //! what the server would send. A running server never holds a `Traced` plugin, so its queries
