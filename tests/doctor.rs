@@ -272,11 +272,12 @@ async fn forwarding_loops_fail() {
         "loop",
         &block(
             port,
-            &format!("127.0.0.1:{port} 127.0.0.53 resolv.conf 10.96.0.10"),
+            &format!("127.0.0.1:{port} 127.0.0.53 resolv.conf 10.96.0.10 10.244.0.10"),
         ),
     );
     std::fs::write(dir.join("resolv.conf"), "nameserver ::1\n").expect("write resolv.conf");
     let _cluster = CLUSTER.lock().await;
+    kube_dns_endpoints().await;
     let run = doctor(&dir, &["-conf", "Corefile"]).await;
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     let loops: Vec<&str> = run
@@ -314,6 +315,14 @@ async fn forwarding_loops_fail() {
         msg.contains("10.96.0.10:53 is the kube-dns Service's ClusterIP"),
         "{msg}"
     );
+    let pod_loop = run
+        .checks()
+        .iter()
+        .filter(|c| c["id"] == "kube-dns.forward.loop")
+        .filter_map(|c| c["message"].as_str())
+        .find(|m| m.contains("10.244.0.10:53"))
+        .unwrap_or_else(|| panic!("no loop through the kube-dns endpoint: {}", run.stdout));
+    assert!(pod_loop.contains("a clusterdns pod"), "{pod_loop}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

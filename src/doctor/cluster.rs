@@ -218,6 +218,8 @@ pub async fn connect(flag: Option<&Path>, setup: &Setup) -> ApiClient {
 pub struct Facts {
     /// ClusterIPs of the cluster DNS Service.
     pub kube_dns_ips: Vec<IpAddr>,
+    /// Addresses of its endpoints: the clusterdns pods.
+    pub kube_dns_endpoints: Vec<IpAddr>,
 }
 
 /// The objects the kubernetes plugin would list, converted as it converts them.
@@ -367,9 +369,9 @@ pub async fn check(api: &ApiClient, setup: &Setup, opts: &Options) -> (Vec<Check
         Ok(lists) => {
             checks.push(counts(&lists));
             checks.extend(namespaces(&lists, setup));
-            let (kube_dns, ips) = kube_dns(&lists, client, opts).await;
+            let (kube_dns, found) = kube_dns(&lists, client, opts).await;
             checks.extend(kube_dns);
-            facts.kube_dns_ips = ips;
+            facts = found;
         }
         Err(error) => checks.push(Check::fail(
             GROUP,
@@ -524,20 +526,39 @@ fn ready_endpoints(slices: &[&discovery::EndpointSlice]) -> usize {
 }
 
 fn counts(lists: &Lists) -> Check {
-    let all: Vec<&discovery::EndpointSlice> = lists.slices.iter().collect();
+    let objects = lists.objects();
+    let count = |kind: fn(&Object) -> bool| objects.iter().filter(|o| kind(o)).count();
+    let services = count(|o| matches!(o, Object::Service(_)));
+    let slices = count(|o| matches!(o, Object::EndpointSlice(_)));
+    let namespaces = count(|o| matches!(o, Object::Namespace(_)));
+    let ready: usize = objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::EndpointSlice(s) => {
+                Some(s.endpoints.iter().map(|e| e.addresses.len()).sum::<usize>())
+            }
+            _ => None,
+        })
+        .sum();
     let pods = match &lists.pods {
-        Some(p) => format!("{} Pods", p.len()),
+        Some(_) => format!("{} Pods", count(|o| matches!(o, Object::Pod(_)))),
         None => "no Pods (not watched without `pods verified`)".to_owned(),
+    };
+    let listed = lists.services.len()
+        + lists.slices.len()
+        + lists.namespaces.len()
+        + lists.pods.as_ref().map_or(0, Vec::len);
+    let skipped = listed.saturating_sub(objects.len());
+    let skipped = if skipped > 0 {
+        format!("; {skipped} listed object(s) are not indexed (invalid, or pods without an IP)")
+    } else {
+        String::new()
     };
     Check::ok(
         GROUP,
         "api.index",
         format!(
-            "the kubernetes plugin would index {} Services, {} EndpointSlices ({} ready addresses), {} Namespaces, {pods}",
-            lists.services.len(),
-            lists.slices.len(),
-            ready_endpoints(&all),
-            lists.namespaces.len(),
+            "the kubernetes plugin would index {services} Services, {slices} EndpointSlices ({ready} ready addresses), {namespaces} Namespaces, {pods}{skipped}"
         ),
     )
 }
@@ -618,7 +639,7 @@ fn namespaces(lists: &Lists, setup: &Setup) -> Vec<Check> {
 }
 
 /// The cluster DNS Service: exists, ready endpoints, ports. Returns its ClusterIPs.
-async fn kube_dns(lists: &Lists, client: &Client, opts: &Options) -> (Vec<Check>, Vec<IpAddr>) {
+async fn kube_dns(lists: &Lists, client: &Client, opts: &Options) -> (Vec<Check>, Facts) {
     const G: &str = "kube-dns";
     let (ns, name) = (&opts.kube_dns_namespace, &opts.kube_dns_service);
     let mut checks = Vec::new();
@@ -647,19 +668,22 @@ async fn kube_dns(lists: &Lists, client: &Client, opts: &Options) -> (Vec<Check>
             format!("Service {ns}/{name} does not exist: pods' resolv.conf names its ClusterIP, so no pod can resolve anything"),
             "create it (deploy/clusterdns.yaml has one) with the ClusterIP the kubelets' --cluster-dns names",
         ));
-        return (checks, Vec::new());
+        return (checks, Facts::default());
     };
     let spec = service.spec.clone().unwrap_or_default();
-    let ips: Vec<IpAddr> = spec
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in spec
         .cluster_ips
-        .clone()
-        .unwrap_or_default()
         .iter()
+        .flatten()
         .chain(spec.cluster_ip.iter())
         .filter_map(|ip| ip.parse().ok())
-        .collect();
-    let mut ips_text: Vec<String> = ips.iter().map(ToString::to_string).collect();
-    ips_text.dedup();
+    {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    let ips_text: Vec<String> = ips.iter().map(ToString::to_string).collect();
     checks.push(Check::ok(
         G,
         "kube-dns.service",
@@ -689,8 +713,15 @@ async fn kube_dns(lists: &Lists, client: &Client, opts: &Options) -> (Vec<Check>
                 .join(",")
         })
         .unwrap_or_default();
+    let mut endpoint_ips = Vec::new();
     checks.push(match slices {
         Ok(slices) => {
+            endpoint_ips = slices
+                .iter()
+                .flat_map(|s| s.endpoints.iter())
+                .flat_map(|e| e.addresses.iter())
+                .filter_map(|a| a.parse().ok())
+                .collect();
             let refs: Vec<&discovery::EndpointSlice> = slices.iter().collect();
             let ready = ready_endpoints(&refs);
             if ready > 0 {
@@ -752,7 +783,11 @@ async fn kube_dns(lists: &Lists, client: &Client, opts: &Options) -> (Vec<Check>
             )
         });
     }
-    (checks, ips)
+    let facts = Facts {
+        kube_dns_ips: ips,
+        kube_dns_endpoints: endpoint_ips,
+    };
+    (checks, facts)
 }
 
 #[cfg(test)]

@@ -357,17 +357,26 @@ impl Setup {
         checks
     }
 
-    /// `forward` targets that are the kube-dns Service's own ClusterIP (known from the API).
-    pub fn kube_dns_loops(&self, kube_dns_ips: &[IpAddr]) -> Vec<Check> {
+    /// `forward` targets that are the kube-dns Service's ClusterIP or one of its endpoints (a
+    /// clusterdns pod), known from the API.
+    pub fn kube_dns_loops(&self, kube_dns_ips: &[IpAddr], endpoints: &[IpAddr]) -> Vec<Check> {
         let mut checks = Vec::new();
         for forward in &self.forwards {
             for target in &forward.targets {
-                if target.addr.port() == 53 && kube_dns_ips.contains(&canonical(target.addr.ip())) {
+                let ip = canonical(target.addr.ip());
+                let what = if kube_dns_ips.contains(&ip) {
+                    "the kube-dns Service's ClusterIP"
+                } else if endpoints.contains(&ip) {
+                    "a clusterdns pod (an endpoint of the kube-dns Service)"
+                } else {
+                    continue;
+                };
+                if target.addr.port() == 53 {
                     checks.push(Check::fail(
                         "kube-dns",
                         "kube-dns.forward.loop",
                         format!(
-                            "forward {} ({}): upstream {} is the kube-dns Service's ClusterIP: queries come back to clusterdns (a forwarding loop)",
+                            "forward {} ({}): upstream {} is {what}: queries come back to clusterdns (a forwarding loop)",
                             forward.config.from, target.location, target.addr
                         ),
                         "forward to the resolvers outside the cluster (the nodes' upstreams), never to the cluster DNS Service",
@@ -538,8 +547,19 @@ mod tests {
             s.classify("127.0.0.1:53".parse().unwrap(), &[me]),
             Loop::OwnAddress
         );
-        let kube_dns = s.kube_dns_loops(&["10.9.9.9".parse().unwrap()]);
+        let kube_dns = s.kube_dns_loops(&["10.9.9.9".parse().unwrap()], &[]);
         assert_eq!(kube_dns.len(), 1);
+        assert!(
+            kube_dns[0].message.contains("ClusterIP"),
+            "{}",
+            kube_dns[0].message
+        );
+        let pod = s.kube_dns_loops(&[], &["10.9.9.9".parse().unwrap()]);
+        assert!(
+            pod[0].message.contains("a clusterdns pod"),
+            "{}",
+            pod[0].message
+        );
         assert_eq!(kube_dns[0].status, super::super::Status::Fail);
     }
 

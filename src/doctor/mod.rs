@@ -246,11 +246,11 @@ pub async fn run(opts: &Options) -> Report {
     report.push(setup.checks());
     let api = cluster::connect(opts.kubeconfig.as_deref(), &setup).await;
     let wanted = setup.kubernetes_api().is_some() || opts.kubeconfig.is_some();
-    let mut kube_dns_ips = Vec::new();
+    let mut facts = cluster::Facts::default();
     if wanted {
-        let (checks, facts) = cluster::check(&api, &setup, opts).await;
+        let (checks, found) = cluster::check(&api, &setup, opts).await;
         report.push(checks);
-        kube_dns_ips = facts.kube_dns_ips;
+        facts = found;
     } else {
         report.push([Check::ok(
             "api",
@@ -258,7 +258,7 @@ pub async fn run(opts: &Options) -> Report {
             "the Corefile reads no Kubernetes API (no kubernetes directive, or `manifests`): API checks skipped (pass --kubeconfig to run them anyway)",
         )]);
     }
-    report.push(setup.kube_dns_loops(&kube_dns_ips));
+    report.push(setup.kube_dns_loops(&facts.kube_dns_ips, &facts.kube_dns_endpoints));
     report.push(upstream::check(&setup).await);
     report.finish()
 }
