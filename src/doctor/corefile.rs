@@ -411,19 +411,21 @@ impl Setup {
             .is_some_and(|s| s.chain.names().any(|n| n == "cache"));
         let search = forward_zones.first().cloned().unwrap_or_default();
         let advice = format!(
-            "pods use `ndots:5` with search `<ns>.svc.{search} svc.{search} {search}`: a name with fewer than 5 dots (`example.com`) is first tried with each suffix, 3-4 NXDOMAINs per lookup; clusterdns has no `autopath`, so advise workloads to query FQDNs with a trailing dot or set `dnsConfig.options: [{{name: ndots, value: \"2\"}}]`"
+            "pods use `ndots:5` with search `<ns>.svc.{search} svc.{search} {search}`: a name with fewer than 5 dots (`example.com`) is first tried with each search suffix: 3 NXDOMAINs from the cluster zone per lookup, plus one upstream query per node search domain; clusterdns has no `autopath`, so advise workloads to query FQDNs with a trailing dot or set `dnsConfig.options: [{{name: ndots, value: \"2\"}}]`"
         );
         if cached {
             checks.push(Check::ok(
                 GROUP,
                 "corefile.ndots",
-                format!("{advice}; `cache` keeps those NXDOMAINs cheap"),
+                format!(
+                    "{advice}; `cache` keeps the upstream misses (NAME.<node search domain>) cheap"
+                ),
             ));
         } else {
             checks.push(Check::warn(
                 GROUP,
                 "corefile.ndots",
-                format!("{advice}; the kubernetes block has no `cache`, so every search-path miss is looked up"),
+                format!("{advice}; the kubernetes block has no `cache`, so every search-path miss outside the cluster zone goes upstream"),
                 "add `cache 30` to the block with `kubernetes`",
             ));
         }

@@ -340,6 +340,54 @@ mod tests {
         explain(&index(), &opts(), &Name::from_ascii(name).unwrap(), qtype).join("\n")
     }
 
+    /// The explanation agrees with the lookup itself on whether the name exists, so the two
+    /// cannot drift apart unnoticed.
+    #[test]
+    fn agrees_with_the_lookup_on_name_errors() {
+        use crate::plugin::kubernetes::lookup::{self, Ctx, Outcome, Question};
+        let (index, opts) = (index(), opts());
+        for (name, qtype) in [
+            ("web.default.svc.cluster.local.", RecordType::A),
+            ("db.default.svc.cluster.local.", RecordType::A),
+            ("10-1-0-7.db.default.svc.cluster.local.", RecordType::A),
+            ("nope.db.default.svc.cluster.local.", RecordType::A),
+            ("nope.default.svc.cluster.local.", RecordType::A),
+            ("web.other.svc.cluster.local.", RecordType::A),
+            ("default.svc.cluster.local.", RecordType::A),
+            ("_http._tcp.web.default.svc.cluster.local.", RecordType::SRV),
+            (
+                "_https._tcp.web.default.svc.cluster.local.",
+                RecordType::SRV,
+            ),
+            ("10-1-0-7.default.pod.cluster.local.", RecordType::A),
+            ("x.cluster.local.", RecordType::A),
+            ("5.0.96.10.in-addr.arpa.", RecordType::PTR),
+            ("7.0.1.10.in-addr.arpa.", RecordType::PTR),
+            ("9.9.9.10.in-addr.arpa.", RecordType::PTR),
+        ] {
+            let n = Name::from_ascii(name).unwrap();
+            let lower = n.to_lowercase();
+            let ctx = Ctx {
+                index: &index,
+                opts: &opts,
+                self_ips: &[],
+            };
+            let q = Question {
+                name: &n,
+                lower: &lower,
+                qtype,
+            };
+            let zone = opts.match_zone(&lower).unwrap();
+            let name_error = matches!(lookup::lookup(&ctx, &q, zone), Outcome::NameError { .. });
+            let why = explain(&index, &opts, &n, qtype).join("\n");
+            assert_eq!(
+                why.contains("NXDOMAIN"),
+                name_error,
+                "{name} {qtype}: {why}"
+            );
+        }
+    }
+
     #[test]
     fn explains_objects_and_rules() {
         let w = why("web.default.svc.cluster.local.", RecordType::A);
