@@ -252,6 +252,7 @@ impl Setup {
         let interfaces = interface_ips();
         checks.extend(self.loop_checks(&interfaces));
         checks.extend(self.ndots_checks());
+        checks.extend(self.companion_checks());
         checks
     }
 
@@ -387,6 +388,48 @@ impl Setup {
         checks
     }
 
+    /// Plugins a cluster deployment relies on: `loop` beside `forward`, and the `health` and
+    /// `ready` endpoints deploy/'s probes call.
+    fn companion_checks(&self) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let has = |block: usize, name: &str| {
+            self.config
+                .servers
+                .get(block)
+                .is_some_and(|s| s.chain.names().any(|n| n == name))
+        };
+        for forward in &self.forwards {
+            if !has(forward.block, "loop") {
+                checks.push(Check::warn(
+                    GROUP,
+                    "corefile.loop",
+                    format!(
+                        "forward {} ({}) has no `loop` beside it: a forwarding loop is not detected at start-up, it only shows as timeouts",
+                        forward.config.from, forward.location
+                    ),
+                    "add `loop` to the block (it stops the server with a clear error when queries come back)",
+                ));
+            }
+        }
+        if self.kubernetes.is_some() {
+            let anywhere = |name: &str| (0..self.config.servers.len()).any(|b| has(b, name));
+            for (name, probe, port) in [("health", "liveness", 8080), ("ready", "readiness", 8181)]
+            {
+                if !anywhere(name) {
+                    checks.push(Check::warn(
+                        GROUP,
+                        format!("corefile.{name}"),
+                        format!(
+                            "no `{name}` directive: the Deployment's {probe} probe (:{port}) fails"
+                        ),
+                        format!("add `{name}` to the `.:53` block (deploy/clusterdns.yaml probes :{port})"),
+                    ));
+                }
+            }
+        }
+        checks
+    }
+
     /// Advice on the search-path amplification of ndots:5.
     fn ndots_checks(&self) -> Vec<Check> {
         let Some(k8s) = &self.kubernetes else {
@@ -500,6 +543,11 @@ mod tests {
             dir.path(),
         );
         let checks = s.loop_checks(&[]);
+        let no_loop = s.companion_checks();
+        assert_eq!(
+            no_loop.iter().filter(|c| c.id == "corefile.loop").count(),
+            3
+        );
         let found = loops(&checks);
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(
@@ -591,6 +639,9 @@ mod tests {
             ndots.message
         );
         assert!(checks.iter().all(|c| c.id != "corefile.cluster-domain"));
+        // A cluster deployment's probes call health and ready.
+        assert_eq!(by_id("corefile.health").status, super::super::Status::Warn);
+        assert_eq!(by_id("corefile.ready").status, super::super::Status::Warn);
     }
 
     #[test]
