@@ -22,9 +22,9 @@
 //!
 //! | group | what | module |
 //! |---|---|---|
-//! | `corefile` | parses; each directive's status in this build; `forward` targets that loop back to this server or to a local stub resolver (`127.0.0.0/8`, `::1`, a resolv.conf listing one); ndots advice | [`corefile`] |
+//! | `corefile` | parses; each directive's status in this build; `forward` targets that loop back to this server or to a local stub resolver (`127.0.0.53`, loopback on port 53, `::1`, a resolv.conf listing one); `loop` beside `forward`; `health` and `ready` for the Deployment's probes; ndots advice | [`corefile`] |
 //! | `api` | reachable, authenticated (SelfSubjectReview), RBAC (SelfSubjectAccessReview for `list` and `watch` on every watched kind), how many objects would be indexed, namespaces named like TLDs or like our own zone labels | [`cluster`] |
-//! | `kube-dns` | the Service exists, its EndpointSlices have ready endpoints, it exposes 53/UDP, 53/TCP and 9153/TCP, no `forward` targets its ClusterIP | [`cluster`] |
+//! | `kube-dns` | the Service exists, its EndpointSlices have ready endpoints, it exposes 53/UDP, 53/TCP and 9153/TCP, no `forward` targets its ClusterIP or one of its pods | [`cluster`] |
 //! | `upstream` | each `forward` upstream answers the health-check query over UDP and over TCP within forward's 2 s read timeout | [`upstream`] |
 //!
 //! # `doctor query NAME [TYPE]`
