@@ -467,7 +467,21 @@ async fn why(
             );
         }
         match index(setup, api).await {
-            Ok(index) => why.extend(explain::explain(&index, &k8s.config.opts, name, qtype)),
+            Ok(index) => {
+                let lines = explain::explain(&index, &k8s.config.opts, name, qtype);
+                let name_error = lines.iter().any(|l| l.contains("NXDOMAIN"));
+                why.extend(lines);
+                let lower = name.to_lowercase();
+                let falls = k8s.config.fallthrough.as_ref().is_some_and(|zones| {
+                    zones.is_empty() || zones.iter().any(|z| z.zone_of(&lower))
+                });
+                if name_error && falls && trace.answered_by != Some("kubernetes") {
+                    why.push(
+                        "`fallthrough` covers the name: the name error goes on to the next plugin"
+                            .to_owned(),
+                    );
+                }
+            }
             Err(error) => why.push(format!(
                 "cannot read the cluster objects to explain the answer: {error}"
             )),
