@@ -9,6 +9,7 @@
 pub mod config;
 pub mod corefile;
 pub mod dns;
+pub mod doctor;
 pub mod http;
 pub mod lifecycle;
 pub mod logging;
