@@ -17,6 +17,9 @@ mod server;
 /// Index figures for `benches/index_update.rs` (not a stable API).
 #[doc(hidden)]
 pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;
+/// The manifests loader for the `manifests` fuzz target (not a stable API).
+#[doc(hidden)]
+pub use plugin::kubernetes::source::manifests::fuzz as kubernetes_manifests_fuzz;
 pub use server::Harness;
 
 use std::net::{IpAddr, SocketAddr};
