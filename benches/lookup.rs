@@ -47,7 +47,11 @@ fn cluster_yaml(n: usize) -> String {
             );
             for i in start..n.min(start + PER_SLICE) {
                 if svc == "big" {
-                    let _ = writeln!(y, "- addresses: [\"{}\"]\n  conditions: {{ready: true}}", ip(i));
+                    let _ = writeln!(
+                        y,
+                        "- addresses: [\"{}\"]\n  conditions: {{ready: true}}",
+                        ip(i)
+                    );
                 } else {
                     let _ = writeln!(
                         y,

@@ -16,10 +16,7 @@ fn documents() -> Vec<(PathBuf, Value)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .map(|entry| entry.expect("deploy/ entry").path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e == "yaml" || e == "yml")
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no YAML file in {}", dir.display());
@@ -70,7 +67,9 @@ fn deployment_runs_as_non_root_without_privileges() {
     let docs = documents();
     let workloads = workloads(&docs);
     assert!(
-        workloads.iter().any(|(w, _)| w.contains("Deployment/coredns")),
+        workloads
+            .iter()
+            .any(|(w, _)| w.contains("Deployment/coredns")),
         "the coredns Deployment is missing from deploy/: {:?}",
         workloads.iter().map(|(w, _)| w).collect::<Vec<_>>()
     );
@@ -243,8 +242,8 @@ fn image_runs_as_a_non_root_user() {
     // The last USER of the file is the final stage's user.
     let user = text
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
         .expect("the Containerfile sets a USER");
     let uid = user.trim().split(':').next().unwrap_or("");
     assert!(

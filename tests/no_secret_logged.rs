@@ -169,7 +169,10 @@ async fn kubeconfig_credentials_never_appear_in_logs() {
 
     let sent = String::from_utf8_lossy(&sent.lock().expect("sent")).into_owned();
     let requests = sent.matches("HTTP/1.1\r\n").count();
-    assert!(requests >= 3, "too few API requests went through the proxy:\n{sent}");
+    assert!(
+        requests >= 3,
+        "too few API requests went through the proxy:\n{sent}"
+    );
     assert_eq!(
         sent.matches(&format!("Bearer {TOKEN}")).count(),
         requests,
