@@ -21,6 +21,9 @@ pub use lifecycle::{Running, start};
 /// Index figures for `benches/index_update.rs` (not a stable API).
 #[doc(hidden)]
 pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;
+/// The manifests loader for the `manifests` fuzz target (not a stable API).
+#[doc(hidden)]
+pub use plugin::kubernetes::source::manifests::fuzz as kubernetes_manifests_fuzz;
 pub use server::Harness;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{CNAME, PTR, SRV, TXT};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::index::{Endpoint, Group, Index, ServiceData};
 use super::model::{Port, ServiceKind, Str};
@@ -202,9 +202,15 @@ pub(crate) fn compose_external<E>(
     match upstream {
         Ok(up) => {
             answer.truncated = up.truncated;
+            // Record equality ignores the TTL: (name, class, data). One set, so a large
+            // upstream answer costs linear time.
+            let mut seen: HashSet<(Name, DNSClass, RData)> = cnames
+                .iter()
+                .map(|r| (r.name.clone(), r.dns_class, r.data.clone()))
+                .collect();
             answer.answers = cnames;
             for record in up.answers {
-                if !answer.answers.contains(&record) {
+                if seen.insert((record.name.clone(), record.dns_class, record.data.clone())) {
                     answer.answers.push(record);
                 }
             }
@@ -589,15 +595,14 @@ impl<'a> Lookup<'a> {
     fn ns(&self) -> (Vec<Record>, Vec<Record>) {
         let mut records: Vec<Record> = Vec::new();
         let mut extra: Vec<Record> = Vec::new();
+        // Glue records are equal when (owner, address) are; NS records when their targets are.
+        let mut seen_glue: HashSet<(Name, IpAddr)> = HashSet::new();
+        let mut seen_ns: HashSet<Name> = HashSet::new();
         for (target, ip) in self.self_addresses() {
-            let glue = synth::address(target.clone(), self.ttl(), ip);
-            if !extra.contains(&glue) {
-                extra.push(glue);
+            if seen_glue.insert((target.clone(), ip)) {
+                extra.push(synth::address(target.clone(), self.ttl(), ip));
             }
-            if !records
-                .iter()
-                .any(|r| matches!(r.data, RData::NS(ref ns) if ns.0 == target))
-            {
+            if seen_ns.insert(target.clone()) {
                 records.push(synth::ns(self.q.name.clone(), self.ttl(), target));
             }
         }
@@ -630,7 +635,7 @@ impl<'a> Lookup<'a> {
     fn address(&self, qtype: RecordType, chain: &mut Vec<Record>) -> Found<Addresses> {
         let entries = self.services(qtype)?;
         let mut records: Vec<Record> = Vec::new();
-        let mut seen: Vec<IpAddr> = Vec::new();
+        let mut seen: HashSet<IpAddr> = HashSet::new();
         for entry in entries {
             match entry.host {
                 Host::Ip(ip) => {
@@ -638,8 +643,7 @@ impl<'a> Lookup<'a> {
                         (qtype, ip),
                         (RecordType::A, IpAddr::V4(_)) | (RecordType::AAAA, IpAddr::V6(_))
                     );
-                    if family_ok && !seen.contains(&ip) {
-                        seen.push(ip);
+                    if family_ok && seen.insert(ip) {
                         records.push(synth::address(self.q.name.clone(), self.ttl(), ip));
                     }
                 }
@@ -709,8 +713,9 @@ impl<'a> Lookup<'a> {
         let weight = (100 / count).max(1);
         let mut records: Vec<Record> = Vec::new();
         let mut extra: Vec<Record> = Vec::new();
-        let mut seen_srv: Vec<(Name, u16)> = Vec::new();
-        let mut seen_glue: Vec<(Name, IpAddr)> = Vec::new();
+        // Sets, not list scans: a Service with thousands of endpoints stays linear (issue 13).
+        let mut seen_srv: HashSet<(Name, u16)> = HashSet::new();
+        let mut seen_glue: HashSet<(Name, IpAddr)> = HashSet::new();
         for entry in entries {
             let (Host::Ip(ip), Ok(port)) = (entry.host, u16::try_from(entry.port)) else {
                 continue;
@@ -718,16 +723,14 @@ impl<'a> Lookup<'a> {
             let Some(target) = self.target_name(entry.key) else {
                 continue;
             };
-            if !seen_srv.iter().any(|(t, p)| *p == port && t == &target) {
-                seen_srv.push((target.clone(), port));
+            if seen_srv.insert((target.clone(), port)) {
                 records.push(Record::from_rdata(
                     self.q.name.clone(),
                     self.ttl(),
                     RData::SRV(SRV::new(0, weight, port, target.clone())),
                 ));
             }
-            if !seen_glue.iter().any(|(t, a)| *a == ip && t == &target) {
-                seen_glue.push((target.clone(), ip));
+            if seen_glue.insert((target.clone(), ip)) {
                 extra.push(synth::address(target, self.ttl(), ip));
             }
         }
@@ -787,6 +790,7 @@ impl<'a> Lookup<'a> {
             }
         }
         let mut records: Vec<Record> = Vec::new();
+        let mut seen: HashSet<Name> = HashSet::new();
         if !opts.noendpoints {
             for (group, ep) in self.ctx.index.endpoints_by_ip(ip) {
                 if !allowed(&group.namespace) {
@@ -803,10 +807,7 @@ impl<'a> Lookup<'a> {
                 else {
                     continue;
                 };
-                if !records
-                    .iter()
-                    .any(|r| matches!(r.data, RData::PTR(ref p) if p.0 == target))
-                {
+                if seen.insert(target.clone()) {
                     records.push(self.ptr_record(target));
                 }
             }

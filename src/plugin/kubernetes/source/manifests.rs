@@ -418,6 +418,32 @@ pub(crate) fn objects_from_yaml(text: &str) -> Result<Vec<Object>, ManifestError
     parse_snapshot(&snapshot, &Filter::default())
 }
 
+/// The manifests loader for the `manifests` fuzz target (not a stable API).
+#[doc(hidden)]
+pub mod fuzz {
+    use std::path::PathBuf;
+
+    use super::{Filter, Snapshot, parse_snapshot};
+    use crate::plugin::kubernetes::index::Index;
+
+    /// Loads `bytes` as one manifest file (the rules of a `manifests` file: YAML or JSON, one or
+    /// more documents, `List`s) and builds the index from the objects; the number of objects,
+    /// or the load error as text.
+    pub fn load(bytes: &[u8]) -> Result<usize, String> {
+        let snapshot = Snapshot {
+            files: vec![(PathBuf::from("fuzz.yaml"), bytes.to_vec())],
+        };
+        let objects = parse_snapshot(&snapshot, &Filter::default()).map_err(|e| e.to_string())?;
+        let count = objects.len();
+        let index = Index::build(objects);
+        let stats = index.stats();
+        // Every group holds at least a Service or a slice, so there are never more groups than
+        // objects.
+        assert!(stats.groups <= count, "{stats:?} from {count} objects");
+        Ok(count)
+    }
+}
+
 fn parse_snapshot(snapshot: &Snapshot, filter: &Filter) -> Result<Vec<Object>, ManifestError> {
     let mut collector = Collector {
         filter,
