@@ -18,6 +18,9 @@ pub mod plugin;
 mod server;
 
 pub use lifecycle::{Running, start};
+/// Forward's reply rules for `fuzz/fuzz_targets/forward_reply.rs` (not a stable API).
+#[doc(hidden)]
+pub use plugin::forward::upstream::fuzz as forward_reply_fuzz;
 /// Index figures for `benches/index_update.rs` (not a stable API).
 #[doc(hidden)]
 pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;

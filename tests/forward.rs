@@ -7,10 +7,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::upstream::{Mode, Upstream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::upstream::{Datagram, Mode, Script, Scripted, Source, Upstream, first_label, reply_to};
 use common::{Opts, TestServer, build, start, tcp_raw, udp_raw};
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 /// Long enough for a failover after one silent upstream (2 s read timeout) plus slack.
 const WAIT: Duration = Duration::from_secs(8);
@@ -497,6 +500,308 @@ async fn forward_metrics_name_the_upstream_and_rcode() {
         ),
     ] {
         assert!(text.lines().any(|l| l == want), "missing {want}\n{text}");
+    }
+    s.shutdown().await;
+}
+
+/// The real reply of a scripted upstream: A 192.0.2.1. Forgeries carry 6.6.6.6.
+const REAL: [u8; 4] = [192, 0, 2, 1];
+const FORGED: [u8; 4] = [6, 6, 6, 6];
+/// When the real reply follows a bogus datagram.
+const REAL_AFTER: Duration = Duration::from_millis(300);
+
+/// The bogus datagrams a scripted upstream sends first for a query whose first label is `case`;
+/// `None` for a label that is not a case (probes, and `case`, which gets only the real reply).
+fn bogus(case: &str, query: &[u8]) -> Option<Vec<Datagram>> {
+    let forged = reply_to(query, FORGED)?;
+    let edit = |f: &dyn Fn(&mut Message)| {
+        let mut m = forged.clone();
+        f(&mut m);
+        m.to_vec().expect("encode a forgery")
+    };
+    let now = |bytes| vec![Datagram::at(Duration::ZERO, bytes)];
+    let name = |s: &str| Name::from_ascii(s).expect("name");
+    Some(match case {
+        // Our own query reflected back (QR=0), verbatim.
+        "echo" => now(query.to_vec()),
+        "qr0" => now(edit(&|m| m.metadata.message_type = MessageType::Query)),
+        "id" => now(edit(&|m| m.metadata.id = m.metadata.id.wrapping_add(1))),
+        "name" => now(edit(&|m| {
+            m.queries[0].set_name(name("other.test."));
+        })),
+        "type" => now(edit(&|m| {
+            m.queries[0].set_query_type(RecordType::AAAA);
+        })),
+        "class" => now(edit(&|m| {
+            m.queries[0].set_query_class(DNSClass::CH);
+        })),
+        "opcode" => now(edit(&|m| m.metadata.op_code = OpCode::Status)),
+        "noq" => now(edit(&|m| m.queries.clear())),
+        "short" => now(query[..11].to_vec()),
+        // The forgery cut inside its answer record: our id, but undecodable.
+        "cut" => now(edit(&|_| ())[..30].to_vec()),
+        // An echo padded past the 512 bytes the client can take: only its header is read.
+        "bigecho" => {
+            let mut bytes = query.to_vec();
+            bytes.resize(700, 0);
+            now(bytes)
+        }
+        // A perfect forgery, but from another port or address than the upstream's.
+        "port" | "addr" => vec![Datagram {
+            after: Duration::ZERO,
+            source: if case == "port" {
+                Source::OtherPort
+            } else {
+                Source::OtherAddr
+            },
+            bytes: edit(&|_| ()),
+        }],
+        _ => return None,
+    })
+}
+
+const BOGUS_CASES: [&str; 13] = [
+    "echo", "qr0", "id", "name", "type", "class", "opcode", "noq", "short", "cut", "bigecho",
+    "port", "addr",
+];
+
+#[tokio::test]
+async fn forward_udp_ignores_every_datagram_but_the_real_reply() {
+    let script: Script = Arc::new(|query: &[u8]| {
+        let Some(real) = reply_to(query, REAL) else {
+            return Vec::new();
+        };
+        let label = first_label(query);
+        if label == "case" {
+            // The upstream writes the question in another case: still our reply.
+            let mut m = real;
+            m.queries[0].set_name(Name::from_ascii("CASE.Test.").expect("name"));
+            return vec![Datagram::at(Duration::ZERO, m.to_vec().expect("encode"))];
+        }
+        let mut plan = bogus(&label, query).unwrap_or_default();
+        let after = if plan.is_empty() {
+            Duration::ZERO
+        } else {
+            REAL_AFTER
+        };
+        plan.push(Datagram::at(after, real.to_vec().expect("encode")));
+        plan
+    });
+    let up = Scripted::start(script).await;
+    let s = start(&format!(". {{\n    forward . {}\n}}\n", up.addr)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for case in BOGUS_CASES.iter().chain(&["case"]) {
+        let addr = s.addr;
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let r = udp(
+                addr,
+                &format!("{case}.test."),
+                RecordType::A,
+                &Opts::default(),
+            )
+            .await;
+            (*case, r, started.elapsed())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (case, r, took) = done.expect("query task");
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{case}");
+        assert_eq!(a_records(&r), ["192.0.2.1"], "{case}: only the real reply");
+        if case != "case" {
+            assert!(
+                took >= REAL_AFTER - Duration::from_millis(20),
+                "{case}: waited, {took:?}"
+            );
+        }
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn forward_udp_with_only_bogus_replies_is_formerr_or_servfail_and_nothing_is_cached() {
+    let healed = Arc::new(AtomicBool::new(false));
+    let script: Script = {
+        let healed = healed.clone();
+        Arc::new(move |query: &[u8]| {
+            let Some(real) = reply_to(query, REAL) else {
+                return Vec::new();
+            };
+            let real = vec![Datagram::at(Duration::ZERO, real.to_vec().expect("encode"))];
+            if healed.load(Ordering::SeqCst) {
+                return real;
+            }
+            bogus(&first_label(query), query).unwrap_or(real)
+        })
+    };
+    let up = Scripted::start(script).await;
+    let s = start(&format!(". {{\n    cache\n    forward . {}\n}}\n", up.addr)).await;
+    // CoreDNS answers FORMERR for a reply with our id that does not match (QR=0, another
+    // question); we do too, once no real reply came. Noise without our id, or undecodable: as a
+    // silent upstream, SERVFAIL.
+    let cases = [
+        ("echo", ResponseCode::FormErr),
+        ("name", ResponseCode::FormErr),
+        ("noq", ResponseCode::FormErr),
+        ("id", ResponseCode::ServFail),
+        ("cut", ResponseCode::ServFail),
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for (case, want) in cases {
+        let addr = s.addr;
+        tasks.spawn(async move {
+            let r = udp(
+                addr,
+                &format!("{case}.test."),
+                RecordType::A,
+                &Opts::default(),
+            )
+            .await;
+            (case, want, r)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (case, want, r) = done.expect("query task");
+        assert_eq!(r.metadata.response_code, want, "{case}");
+        assert!(r.answers.is_empty(), "{case}: {:?}", r.answers);
+    }
+    // The upstream answers properly now: nothing of the above was cached.
+    healed.store(true, Ordering::SeqCst);
+    for case in ["echo", "name"] {
+        let r = udp(
+            s.addr,
+            &format!("{case}.test."),
+            RecordType::A,
+            &Opts::default(),
+        )
+        .await;
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{case}");
+        assert_eq!(a_records(&r), ["192.0.2.1"], "{case}");
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn forward_tcp_reply_failing_the_rules_fails_over_at_once() {
+    // Over TCP only the upstream can write on the connection: a bad frame means a broken
+    // upstream, so the next one is asked without waiting for the timeout.
+    let echo: Script = Arc::new(|query: &[u8]| {
+        if first_label(query).is_empty() {
+            return reply_to(query, REAL)
+                .map(|m| vec![Datagram::at(Duration::ZERO, m.to_vec().expect("encode"))])
+                .unwrap_or_default();
+        }
+        vec![Datagram::at(Duration::ZERO, query.to_vec())]
+    });
+    let bad = Scripted::start(echo).await;
+    let good = Upstream::start_tagged(Mode::Normal, 20).await;
+    let s = start(&format!(
+        ". {{\n    forward . {} {} {{\n        force_tcp\n        policy sequential\n    }}\n}}\n",
+        bad.addr, good.addr
+    ))
+    .await;
+    let started = Instant::now();
+    let r = udp(s.addr, "external.test.", RecordType::A, &Opts::default()).await;
+    assert_eq!(a_records(&r), ["192.0.2.20"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(bad.queries() >= 1, "the first upstream was asked");
+    s.shutdown().await;
+}
+
+/// Every upstream in `mode`: SERVFAIL within the query budget, no crash; then one recovers and
+/// answers resume.
+async fn every_upstream_failing_then_one_recovering(mode: Mode) {
+    let a = Upstream::start_tagged(mode, 10).await;
+    let b = Upstream::start_tagged(mode, 20).await;
+    let s = forward_to(&[&a, &b], "        health_check 100ms").await;
+    let started = Instant::now();
+    let r = udp(s.addr, "external.test.", RecordType::A, &Opts::default()).await;
+    let took = started.elapsed();
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail, "{mode:?}");
+    assert!(
+        took < Duration::from_millis(5500),
+        "{mode:?}: within the budget, {took:?}"
+    );
+    b.set_mode(Mode::Normal);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = udp(s.addr, "external.test.", RecordType::A, &Opts::default()).await;
+        if a_records(&r) == ["192.0.2.20"] {
+            break;
+        }
+        assert_eq!(r.metadata.response_code, ResponseCode::ServFail, "{mode:?}");
+        assert!(Instant::now() < deadline, "{mode:?}: answers never resumed");
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn forward_every_upstream_silent_then_one_recovers() {
+    every_upstream_failing_then_one_recovering(Mode::Silent).await;
+}
+
+#[tokio::test]
+async fn forward_every_upstream_garbage_then_one_recovers() {
+    every_upstream_failing_then_one_recovering(Mode::Garbage).await;
+}
+
+#[tokio::test]
+async fn forward_flapping_upstream_never_costs_an_answer() {
+    let flappy = Upstream::start_tagged(Mode::Normal, 10).await;
+    let good = Upstream::start_tagged(Mode::Normal, 20).await;
+    let s = forward_to(
+        &[&flappy, &good],
+        "        policy sequential\n        health_check 100ms",
+    )
+    .await;
+    let flappy = Arc::new(flappy);
+    let flapper = {
+        let flappy = flappy.clone();
+        tokio::spawn(async move {
+            for i in 0..12 {
+                let mode = if i % 2 == 0 {
+                    Mode::Silent
+                } else {
+                    Mode::Garbage
+                };
+                flappy.set_mode(mode);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                flappy.set_mode(Mode::Normal);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..36 {
+        let addr = s.addr;
+        tasks.spawn(
+            async move { udp(addr, "external.test.", RecordType::A, &Opts::default()).await },
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while let Some(done) = tasks.join_next().await {
+        let r = done.expect("query task");
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        let got = a_records(&r);
+        assert!(got == ["192.0.2.10"] || got == ["192.0.2.20"], "{got:?}");
+    }
+    flapper.await.expect("flapper");
+    // Settled: the first upstream answers again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = udp(s.addr, "external.test.", RecordType::A, &Opts::default()).await;
+        if a_records(&r) == ["192.0.2.10"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flapping upstream never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! A small authoritative DNS server for tests, on 127.0.0.1 (UDP and TCP on one ephemeral port),
 //! serving fixed records, with modes that misbehave (silent, SERVFAIL, garbage, wrong id,
 //! truncated UDP, TCP closed at once, wrong question). It records every query it receives.
+//! [`Scripted`] is the raw one: it sends whatever bytes a test's script returns, when and from
+//! where the script says (another port or address, for forgeries).
 //!
 //! Records (TAG is the number given to `start_tagged`, 10 by default):
 //! - `external.test.` A 192.0.2.TAG (TTL 300), AA and RA set, with an NS record in the authority
@@ -360,4 +362,164 @@ async fn serve_conn(mut stream: TcpStream, state: Arc<State>, peer: SocketAddr) 
             }
         }
     }
+}
+
+/// Where a scripted datagram is sent from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The upstream's own socket (over TCP: the connection).
+    Upstream,
+    /// Another port of the upstream's address (UDP only).
+    OtherPort,
+    /// Another loopback address, 127.0.0.2 (UDP only).
+    OtherAddr,
+}
+
+/// One datagram (or TCP frame) a scripted upstream sends in reply to a query.
+#[derive(Clone, Debug)]
+pub(crate) struct Datagram {
+    pub(crate) after: Duration,
+    pub(crate) source: Source,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Datagram {
+    /// `bytes` from the upstream's socket, `after` the query arrived.
+    pub(crate) fn at(after: Duration, bytes: Vec<u8>) -> Datagram {
+        Datagram {
+            after,
+            source: Source::Upstream,
+            bytes,
+        }
+    }
+}
+
+/// What a scripted upstream sends for the raw query it received (nothing: silence).
+pub(crate) type Script = Arc<dyn Fn(&[u8]) -> Vec<Datagram> + Send + Sync>;
+
+/// A test upstream that answers with whatever raw bytes its script returns, from its own socket
+/// or from another port or address, after a delay: for replies a real server would never send.
+pub(crate) struct Scripted {
+    pub(crate) addr: SocketAddr,
+    queries: Arc<AtomicU64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Scripted {
+    pub(crate) async fn start(script: Script) -> Scripted {
+        let (udp, tcp) = bind_pair().await;
+        let addr = udp.local_addr().expect("udp addr");
+        let queries = Arc::new(AtomicU64::new(0));
+        let udp = Arc::new(udp);
+        let tasks = vec![
+            tokio::spawn(scripted_udp(udp, script.clone(), queries.clone())),
+            tokio::spawn(scripted_tcp(tcp, script, queries.clone())),
+        ];
+        Scripted {
+            addr,
+            queries,
+            tasks,
+        }
+    }
+
+    /// Queries received so far (health probes included).
+    pub(crate) fn queries(&self) -> u64 {
+        self.queries.load(Ordering::SeqCst)
+    }
+}
+
+async fn scripted_udp(sock: Arc<UdpSocket>, script: Script, queries: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        queries.fetch_add(1, Ordering::SeqCst);
+        let plan = script(&buf[..n]);
+        let sock = sock.clone();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for d in plan {
+                tokio::time::sleep_until(start + d.after).await;
+                let _ = match d.source {
+                    Source::Upstream => sock.send_to(&d.bytes, from).await,
+                    Source::OtherPort | Source::OtherAddr => {
+                        let ip = if d.source == Source::OtherPort {
+                            Ipv4Addr::LOCALHOST
+                        } else {
+                            Ipv4Addr::new(127, 0, 0, 2)
+                        };
+                        let other = UdpSocket::bind((ip, 0))
+                            .await
+                            .expect("bind a spoofing socket");
+                        other.send_to(&d.bytes, from).await
+                    }
+                };
+            }
+        });
+    }
+}
+
+async fn scripted_tcp(listener: TcpListener, script: Script, queries: Arc<AtomicU64>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let script = script.clone();
+        let queries = queries.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 2];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if stream.read_exact(&mut msg).await.is_err() {
+                    return;
+                }
+                queries.fetch_add(1, Ordering::SeqCst);
+                let start = tokio::time::Instant::now();
+                for d in script(&msg) {
+                    tokio::time::sleep_until(start + d.after).await;
+                    let Ok(len) = u16::try_from(d.bytes.len()) else {
+                        return;
+                    };
+                    let mut framed = len.to_be_bytes().to_vec();
+                    framed.extend_from_slice(&d.bytes);
+                    if stream.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A well-formed reply to the raw `query`: its id and question, QR=1, RA, one A record `ip`
+/// (TTL 300) for the question's name. `None` if `query` does not decode.
+pub(crate) fn reply_to(query: &[u8], ip: [u8; 4]) -> Option<Message> {
+    let query = Message::from_vec(query).ok()?;
+    let q = query.queries.first()?.clone();
+    let mut reply = query.into_response();
+    reply.metadata.recursion_available = true;
+    reply.add_answer(a(q.name(), ip));
+    Some(reply)
+}
+
+/// The first label of the question of the raw `query`, lower-cased ("" for the root or junk).
+pub(crate) fn first_label(query: &[u8]) -> String {
+    Message::from_vec(query)
+        .ok()
+        .and_then(|m| m.queries.first().cloned())
+        .and_then(|q| q.name().iter().next().map(|l| l.to_ascii_lowercase()))
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default()
 }

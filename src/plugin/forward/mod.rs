@@ -25,7 +25,8 @@ use self::upstream::{Connections, ExchangeError, Proto, Reply, Request};
 use crate::corefile::Dispenser;
 use crate::metrics;
 use crate::plugin::{
-    Answer, BlockSetup, Next, Origin, Plugin, PluginError, Query, SetupError, Transport,
+    Answer, BlockSetup, Next, Origin, Plugin, PluginError, Query, SetupError, StartContext,
+    Transport,
 };
 
 const NAME: &str = "forward";
@@ -35,6 +36,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 const QUERY_BUDGET: Duration = Duration::from_secs(5);
 /// Time a health probe waits for its reply.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bounds on the sockets one upstream may hold open (in use and idle). Between them, each
+/// upstream of a `forward` gets an equal share of half the process's open-file limit, so a
+/// silent upstream under a flood cannot exhaust the process's descriptors.
+const MIN_SOCKETS: usize = 8;
+const MAX_SOCKETS: usize = 4096;
+/// The open-file limit assumed when /proc/self/limits cannot be read.
+const DEFAULT_FD_LIMIT: usize = 1024;
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     metrics::counter_vec(
@@ -93,6 +101,14 @@ static HEALTHCHECK_BROKEN: LazyLock<IntCounter> = LazyLock::new(|| {
         "Counter of the number of complete failures of the healthchecks.",
     )
 });
+static SOCKET_LIMIT_REJECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    metrics::counter_vec(
+        "forward",
+        "socket_limit_rejects_total",
+        "Counter of upstream attempts skipped because every socket of the upstream was in use.",
+        &["to"],
+    )
+});
 static MAX_CONCURRENT_REJECTS: LazyLock<IntCounter> = LazyLock::new(|| {
     metrics::counter(
         "forward",
@@ -125,6 +141,7 @@ struct UpstreamMetrics {
     to: String,
     requests: IntCounter,
     healthcheck_failures: IntCounter,
+    socket_limit_rejects: IntCounter,
     /// Handles per rcode 0..=23, made on first use.
     by_rcode: [OnceLock<RcodeMetrics>; 24],
 }
@@ -134,6 +151,7 @@ impl UpstreamMetrics {
         UpstreamMetrics {
             requests: REQUESTS.with_label_values(&[to.as_str()]),
             healthcheck_failures: HEALTHCHECK_FAILURES.with_label_values(&[to.as_str()]),
+            socket_limit_rejects: SOCKET_LIMIT_REJECTS.with_label_values(&[to.as_str()]),
             by_rcode: std::array::from_fn(|_| OnceLock::new()),
             to,
         }
@@ -169,8 +187,10 @@ impl UpstreamMetrics {
         self.healthcheck_failures.inc();
         let kind = match error {
             ExchangeError::Timeout { .. } => "timeout",
-            ExchangeError::Malformed { .. } => "malformed",
-            ExchangeError::Io { .. } | ExchangeError::CachedClosed { .. } => "network",
+            ExchangeError::Rejected { .. } | ExchangeError::RequestTooLong { .. } => "malformed",
+            ExchangeError::Io { .. }
+            | ExchangeError::CachedClosed { .. }
+            | ExchangeError::Busy { .. } => "network",
         };
         PROXY_HEALTHCHECK_FAILURES
             .with_label_values(&[NAME, self.to.as_str(), kind])
@@ -241,6 +261,8 @@ async fn probe_loop(upstream: Weak<Upstream>) {
                 up.health.end_check();
                 return;
             }
+            // No socket free for the probe: the upstream is busy, not known to be broken.
+            Err(ExchangeError::Busy { .. }) => {}
             Err(error) => {
                 up.metrics.healthcheck_failed(&error);
                 if up.health.probe_failed(up.probe.max_fails) == Change::WentDown {
@@ -257,6 +279,42 @@ async fn probe_loop(upstream: Weak<Upstream>) {
         drop(up);
         tokio::time::sleep(interval).await;
     }
+}
+
+/// How often idle sockets are looked at: twice per `expire`, so none stays open much past it.
+fn reap_period(expire: Duration) -> Duration {
+    (expire / 2).clamp(Duration::from_millis(50), Duration::from_secs(5))
+}
+
+/// Closes the upstream's sockets idle for `expire`, on a timer; ends when the plugin is gone (or
+/// when the task is aborted as the chain is retired).
+async fn reap_loop(upstream: Weak<Upstream>, expire: Duration) {
+    let mut tick = tokio::time::interval(reap_period(expire));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(up) = upstream.upgrade() else { return };
+        up.conns.reap(Instant::now());
+    }
+}
+
+/// The soft limit on open files of this process (Linux's /proc/self/limits), if known.
+fn fd_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
+    }
+}
+
+/// Sockets each of `upstreams` upstreams may hold open, given the open-file limit `fds`.
+fn socket_limit(fds: usize, upstreams: usize) -> usize {
+    (fds / 2 / upstreams.max(1)).clamp(MIN_SOCKETS, MAX_SOCKETS)
 }
 
 /// The plugin of one `forward` directive.
@@ -301,12 +359,16 @@ impl Forward {
             bytes,
             question,
         };
+        let max_open = socket_limit(
+            fd_limit().unwrap_or(DEFAULT_FD_LIMIT),
+            config.upstreams.len(),
+        );
         let upstreams = config
             .upstreams
             .iter()
             .map(|addr| {
                 Arc::new(Upstream {
-                    conns: Connections::new(*addr, config.expire, config.max_idle_conns),
+                    conns: Connections::new(*addr, config.expire, config.max_idle_conns, max_open),
                     health: Health::default(),
                     metrics: UpstreamMetrics::new(addr.to_string()),
                     probe: probe.clone(),
@@ -405,6 +467,10 @@ impl Forward {
         let mut skipped = 0;
         let mut last_error: Option<ExchangeError> = None;
         let mut failover_reply: Option<Answer> = None;
+        // An upstream sent our id with a reply that did not match (QR=0, another question):
+        // CoreDNS answers FORMERR, and so do we if no upstream gives a real reply.
+        let mut mismatch = false;
+        let mut busy = 0;
         let proto = self.proto(query.transport);
         while attempts < max_attempts {
             let now = Instant::now();
@@ -461,13 +527,18 @@ impl Forward {
                     .await;
             }
             let message = match result {
-                Err(error) => {
-                    up.failed();
+                Err(error @ ExchangeError::Busy { .. }) => {
+                    // Not a failure of the upstream: no health check, try the next one.
+                    up.metrics.socket_limit_rejects.inc();
+                    busy += 1;
                     last_error = Some(error);
                     continue;
                 }
-                Ok(Reply::QuestionMismatch) => {
-                    return Ok(Answer::new(ResponseCode::FormErr));
+                Err(error) => {
+                    mismatch |= error.is_mismatch();
+                    up.failed();
+                    last_error = Some(error);
+                    continue;
                 }
                 Ok(Reply::Overflow) => {
                     up.metrics.response(ResponseCode::NoError, sent.elapsed());
@@ -492,6 +563,18 @@ impl Forward {
         }
         if let Some(answer) = failover_reply {
             return Ok(answer);
+        }
+        if mismatch {
+            return Ok(Answer::new(ResponseCode::FormErr));
+        }
+        if busy > 0 && busy == attempts {
+            // Every upstream tried had all its sockets in use: overload, as `max_concurrent`.
+            return Err(PluginError::Failed {
+                plugin: NAME,
+                origin: Origin::Internal,
+                rcode: ResponseCode::Refused,
+                message: last_error.map(|e| e.to_string()).unwrap_or_default(),
+            });
         }
         Err(Self::failure(match last_error {
             Some(error) => error.to_string(),
@@ -520,6 +603,14 @@ fn into_answer(message: Message) -> Answer {
 impl Plugin for Forward {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// One task per upstream closing its idle sockets after `expire`.
+    fn start(&self, _ctx: &StartContext) -> Vec<tokio::task::JoinHandle<()>> {
+        self.upstreams
+            .iter()
+            .map(|up| tokio::spawn(reap_loop(Arc::downgrade(up), self.config.expire)))
+            .collect()
     }
 
     async fn serve(&self, query: &Query<'_>, next: Next<'_>) -> Result<Answer, PluginError> {

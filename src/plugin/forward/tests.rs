@@ -98,7 +98,7 @@ fn rcode_labels_are_coredns_mnemonics() {
 async fn udp_exchange_skips_wrong_ids_and_matches_the_question() {
     let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = server.local_addr().unwrap();
-    let conns = Connections::new(addr, Duration::from_secs(10), 0);
+    let conns = Connections::new(addr, Duration::from_secs(10), 0, 16);
     let question = WireQuery::query(Name::from_ascii("Q.example.").unwrap(), RecordType::A);
     let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
     msg.add_query(question.clone());
