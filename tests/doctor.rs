@@ -7,6 +7,9 @@
 #[path = "e2e/cluster.rs"]
 #[allow(dead_code)]
 mod cluster;
+#[path = "support/peers.rs"]
+#[allow(dead_code)]
+mod peers;
 #[path = "common/upstream.rs"]
 mod upstream;
 

@@ -199,7 +199,7 @@ impl Plugin for Traced {
         let plugin = self.inner.name();
         // Internal queries (ExternalName targets) carry no request bytes.
         let internal =
-            (query.request_size == 0 || query.name != self.asked.0 || query.qtype != self.asked.1)
+            (query.request_size == 0 || *query.name != self.asked.0 || query.qtype != self.asked.1)
                 .then(|| format!("{} {}", query.name, query.qtype));
         let depth = self.log.enter();
         self.log.record(Step {
