@@ -396,7 +396,7 @@ impl Setup {
             self.config
                 .servers
                 .get(block)
-                .is_some_and(|s| s.chain.names().any(|n| n == name))
+                .is_some_and(|s| s.hooks.iter().any(|h| h.name() == name))
         };
         for forward in &self.forwards {
             if !has(forward.block, "loop") {
