@@ -82,7 +82,7 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corefile::Directive;
+    use crate::corefile::{Directive, Location};
 
     fn tok(text: &str, line: u32, column: u32) -> Token {
         Token {

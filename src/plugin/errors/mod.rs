@@ -215,7 +215,7 @@ impl Plugin for Errors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corefile::{Directive, Location};
+    use crate::corefile::{Directive, Location, Token};
 
     fn tok(text: &str, line: u32, column: u32) -> Token {
         Token {

@@ -345,7 +345,7 @@ fn encoded(q: &Query<'_>, a: &Answer) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corefile::Directive;
+    use crate::corefile::{Directive, Location};
     use crate::plugin::test_support::{NoResolve, query_for};
     use crate::plugin::{EdnsInfo, Transport};
     use hickory_proto::rr::{RData, Record, rdata::A};
