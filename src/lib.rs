@@ -14,7 +14,8 @@ pub mod metrics;
 pub mod plugin;
 mod server;
 
-/// Index figures for `benches/index_update.rs` (not a stable API).
+/// Index figures for `benches/index_update.rs` (feature `bench-internals`; not a stable API).
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;
 pub use server::Harness;
