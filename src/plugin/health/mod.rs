@@ -197,6 +197,10 @@ mod tests {
                 "health {\n  bogus\n}",
                 Err("Corefile:3:3: plugin/health: unknown property 'bogus'"),
             ),
+            (
+                "health {\n  lameduck 5s {\n    bogus\n  }\n}",
+                Err("Corefile:4:5: plugin/health: unexpected option block, 'lameduck' takes none"),
+            ),
         ];
         for (text, want) in cases {
             let got = run(text);

@@ -271,6 +271,10 @@ mod tests {
                 "ready {\n  bogus\n}",
                 Err("Corefile:3:3: plugin/ready: unknown property 'bogus'"),
             ),
+            (
+                "ready {\n  monitor continuously {\n    bogus\n  }\n}",
+                Err("Corefile:4:5: plugin/ready: unexpected option block, 'monitor' takes none"),
+            ),
         ];
         for (text, want) in cases {
             let got = run(text);
