@@ -2,7 +2,8 @@
 //! generated cluster (10,000 services, 100,000 endpoints, 50,000 pods by default), and the mean
 //! cost of one EndpointSlice or Service update including the snapshot publication.
 //!
-//!   cargo bench --bench index_update [-- SERVICES ENDPOINTS_PER_SERVICE PODS EVENTS]
+//!   cargo bench --features bench-internals --bench index_update \
+//!       [-- SERVICES ENDPOINTS_PER_SERVICE PODS EVENTS]
 
 fn arg(args: &[String], n: usize, default: usize) -> usize {
     args.get(n).and_then(|a| a.parse().ok()).unwrap_or(default)

@@ -21,7 +21,8 @@ pub use lifecycle::{Running, start};
 /// Forward's reply rules for `fuzz/fuzz_targets/forward_reply.rs` (not a stable API).
 #[doc(hidden)]
 pub use plugin::forward::upstream::fuzz as forward_reply_fuzz;
-/// Index figures for `benches/index_update.rs` (not a stable API).
+/// Index figures for `benches/index_update.rs` (feature `bench-internals`; not a stable API).
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use plugin::kubernetes::source::api::bench as kubernetes_index_bench;
 /// The manifests loader for the `manifests` fuzz target (not a stable API).

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use dispenser::{ArgError, Dispenser};
+pub use dispenser::{Dispenser, SetupError};
 use parser::{MAX_EXPANSIONS, MAX_NESTING, MAX_TOKENS};
 pub use value::{HostPort, ValueError, parse_duration, parse_host_port};
 

@@ -12,7 +12,7 @@ use super::Check;
 use crate::config::Config;
 use crate::corefile::{self, Directive, Dispenser, Location, Token};
 use crate::plugin::forward::setup::ForwardConfig;
-use crate::plugin::kubernetes::setup::Config as KubeConfig;
+use crate::plugin::kubernetes::config::Config as KubeConfig;
 use crate::plugin::{self, Status};
 
 const GROUP: &str = "corefile";
@@ -96,7 +96,7 @@ pub fn load(path: &Path, dns_port: u16) -> Result<Setup, Box<Check>> {
                         .get(block)
                         .map(|s| s.keys.iter().map(|k| k.zone.clone()).collect::<Vec<_>>())
                         .unwrap_or_default();
-                    let parsed = plugin::kubernetes::setup::parse(
+                    let parsed = plugin::kubernetes::config::parse(
                         &mut Dispenser::new(directive),
                         &zones,
                         &base_dir,

@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 
-use crate::corefile::{ArgError, Dispenser, Location};
+use crate::corefile::{Dispenser, Location};
 
 /// The transport a query arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -499,34 +499,8 @@ pub fn order_of(name: &str) -> Option<usize> {
     REGISTRY.iter().position(|r| r.name == name)
 }
 
-/// A configuration error raised by a plugin's setup parser, with the Corefile location.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: plugin/{plugin}: {message}")]
-pub struct SetupError {
-    pub location: Location,
-    pub plugin: String,
-    pub message: String,
-}
-
-impl SetupError {
-    /// An error of `plugin`'s setup at `location`.
-    pub fn new(plugin: &str, location: &Location, message: impl Into<String>) -> Self {
-        SetupError {
-            location: location.clone(),
-            plugin: plugin.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    /// A dispenser's arity error, attributed to `plugin`.
-    pub fn from_arg(plugin: &str, error: ArgError) -> Self {
-        SetupError {
-            location: error.location,
-            plugin: plugin.to_owned(),
-            message: error.message,
-        }
-    }
-}
+/// A setup parser's error (built by the [`Dispenser`]): plugin, location, message.
+pub use crate::corefile::SetupError;
 
 /// Settings that act on the whole process rather than on one block (`reload`'s schedule), by
 /// type: the plugin that parses a directive defines the type and inserts a value; the process

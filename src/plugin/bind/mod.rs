@@ -3,15 +3,11 @@
 
 use std::net::IpAddr;
 
-use crate::corefile::{Dispenser, Location, Token};
+use crate::corefile::{Dispenser, Token};
 use crate::plugin::{BlockSetup, SetupError};
 
 /// Directive name.
 pub(crate) const NAME: &str = "bind";
-
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(NAME, location, message)
-}
 
 /// Parses `bind ADDR... [{ except ADDR... }]` into `block.bind`.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
@@ -32,41 +28,22 @@ fn setup_with(
     interfaces: &dyn Fn() -> Vec<(String, IpAddr)>,
 ) -> Result<(), SetupError> {
     let mut addrs = Vec::new();
-    for tok in d.remaining_args() {
-        addrs.extend(resolve(tok, interfaces)?);
+    for tok in d.at_least_one("an address or interface")? {
+        addrs.extend(resolve(d, tok, interfaces)?);
     }
     let mut except = Vec::new();
-    for mut line in d.block() {
-        let option = line.name();
-        if option.text != "except" {
-            return Err(err(
-                &option.location,
-                format!("unknown property '{}', expected except", option.text),
-            ));
+    d.options(|line| {
+        if line.name().text != "except" {
+            return Err(line.unknown_property());
         }
-        let args = line.remaining_args();
-        if args.is_empty() {
-            return Err(err(
-                &line.location_after(),
-                "except needs at least one address or interface",
-            ));
+        for tok in line.at_least_one("an address or interface")? {
+            except.extend(resolve(line, tok, interfaces)?);
         }
-        for tok in args {
-            except.extend(resolve(tok, interfaces)?);
-        }
-    }
-    if addrs.is_empty() {
-        return Err(err(
-            &d.location_after(),
-            "bind needs at least one address or interface",
-        ));
-    }
+        Ok(())
+    })?;
     addrs.retain(|a| !except.contains(a));
     if addrs.is_empty() {
-        return Err(err(
-            &d.name().location,
-            "no address left to bind to after except",
-        ));
+        return Err(d.error_at_name("no address left to bind to after except"));
     }
     for a in addrs {
         if !block.bind.contains(&a) {
@@ -78,6 +55,7 @@ fn setup_with(
 
 /// An IP address, or all addresses of the interface of that name.
 fn resolve(
+    d: &Dispenser<'_>,
     tok: &Token,
     interfaces: &dyn Fn() -> Vec<(String, IpAddr)>,
 ) -> Result<Vec<IpAddr>, SetupError> {
@@ -90,8 +68,8 @@ fn resolve(
         .map(|(_, ip)| ip)
         .collect();
     if found.is_empty() {
-        return Err(err(
-            &tok.location,
+        return Err(d.error_at(
+            tok,
             format!(
                 "'{}' is neither an IP address nor a network interface with an address",
                 tok.text
@@ -104,7 +82,7 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corefile::Directive;
+    use crate::corefile::{Directive, Location};
 
     fn tok(text: &str, line: u32, column: u32) -> Token {
         Token {
@@ -178,12 +156,19 @@ mod tests {
         );
         assert_eq!((e.location.line, e.location.column), (2, 22));
         let e = run(&[], None).unwrap_err();
-        assert!(e.message.contains("needs at least one"));
+        assert_eq!(
+            e.message,
+            "missing argument, expected an address or interface"
+        );
         assert_eq!(e.location.column, 10);
         let e = run(&["127.0.0.1"], Some(&["127.0.0.1"])).unwrap_err();
         assert!(e.message.contains("no address left"));
         let e = run(&["127.0.0.1"], Some(&[])).unwrap_err();
-        assert!(e.message.contains("except needs"));
+        assert_eq!(
+            e.message,
+            "missing argument, expected an address or interface"
+        );
+        assert_eq!((e.location.line, e.location.column), (3, 16));
     }
 
     #[test]

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use crate::corefile::{ArgError, Dispenser, Location, Token, parse_duration};
+use crate::corefile::{Dispenser, Token};
 use crate::dns::zone;
 use crate::plugin::SetupError;
 
-const PLUGIN: &str = "cache";
 /// Entries per cache unless `success`/`denial` says otherwise (CoreDNS's `defaultCap`).
 const DEFAULT_CAPACITY: usize = 10_000;
 /// CoreDNS shards each cache 256 ways, with at least 4 entries per shard.
@@ -98,14 +97,6 @@ impl CacheConfig {
     }
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
 /// Parses one `cache` directive; `block_zones` are the server block's zones, the default.
 pub(crate) fn parse(
     d: &mut Dispenser<'_>,
@@ -117,12 +108,12 @@ pub(crate) fn parse(
     if let Some(first) = args.first()
         && first.text.parse::<i64>().is_ok()
     {
-        ttl = Some(positive_ttl(first)?);
+        ttl = Some(positive_ttl(d, first)?);
         args = &args[1..];
     }
     let mut zones = Vec::new();
     for tok in args {
-        zones.extend(zones_of(tok)?);
+        zones.extend(zones_of(d, tok)?);
     }
     if zones.is_empty() {
         zones = if block_zones.is_empty() {
@@ -136,24 +127,19 @@ pub(crate) fn parse(
         config.success.max_ttl = ttl;
         config.denial.max_ttl = ttl;
     }
-    for mut line in d.block() {
-        line.expect_no_block().map_err(arg_err)?;
-        option(&mut line, &mut config)?;
-        line.expect_end().map_err(arg_err)?;
-    }
+    d.options(|line| option(line, &mut config))?;
     Ok(config)
 }
 
 fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), SetupError> {
-    let name = line.name();
-    match name.text.as_str() {
+    match line.name().text.as_str() {
         "success" => tier(line, &mut config.success)?,
         "denial" => tier(line, &mut config.denial)?,
         "prefetch" => {
-            let tok = line.expect_arg("an amount").map_err(arg_err)?;
+            let tok = line.arg("an amount")?;
             let amount = tok.text.parse::<u32>().map_err(|_| {
-                err(
-                    &tok.location,
+                line.error_at(
+                    tok,
                     format!(
                         "invalid prefetch amount '{}', expected a non-negative integer",
                         tok.text
@@ -161,11 +147,11 @@ fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), Setu
                 )
             })?;
             let duration = match line.next_arg() {
-                Some(tok) => duration(tok)?,
+                Some(tok) => line.duration(tok)?,
                 None => Duration::from_secs(60),
             };
             let percentage = match line.next_arg() {
-                Some(tok) => percentage(tok)?,
+                Some(tok) => percentage(line, tok)?,
                 None => 10,
             };
             config.prefetch = Some(Prefetch {
@@ -176,7 +162,7 @@ fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), Setu
         }
         "serve_stale" => {
             let up_to = match line.next_arg() {
-                Some(tok) => duration(tok)?,
+                Some(tok) => line.duration(tok)?,
                 None => Duration::from_secs(3600),
             };
             let verify = match line.next_arg() {
@@ -185,8 +171,8 @@ fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), Setu
                     "immediate" => false,
                     "verify" => true,
                     _ => {
-                        return Err(err(
-                            &tok.location,
+                        return Err(line.error_at(
+                            tok,
                             format!(
                                 "invalid serve_stale mode '{}', expected immediate or verify",
                                 tok.text
@@ -198,11 +184,10 @@ fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), Setu
             config.serve_stale = Some(ServeStale { up_to, verify });
         }
         "servfail" => {
-            let tok = line.expect_arg("a duration").map_err(arg_err)?;
-            let value = duration(tok)?;
+            let tok = line.arg("a duration")?;
+            let value = line.duration(tok)?;
             if value > MAX_SERVFAIL {
-                return Err(err(
-                    &tok.location,
+                return Err(line.error_at(tok,
                     format!(
                         "servfail '{}' is too long, expected at most 5m (caching SERVFAIL longer is not permitted)",
                         tok.text
@@ -212,10 +197,10 @@ fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), Setu
             config.servfail = value;
         }
         "disable" => {
-            let tok = line.expect_arg("success or denial").map_err(arg_err)?;
+            let tok = line.arg("success or denial")?;
             let mut zones = Vec::new();
             for zone_tok in line.remaining_args() {
-                zones.extend(zones_of(zone_tok)?);
+                zones.extend(zones_of(line, zone_tok)?);
             }
             if zones.is_empty() {
                 zones.push(Name::root());
@@ -224,27 +209,25 @@ fn option(line: &mut Dispenser<'_>, config: &mut CacheConfig) -> Result<(), Setu
                 "success" => config.disable_success.extend(zones),
                 "denial" => config.disable_denial.extend(zones),
                 other => {
-                    return Err(err(
-                        &tok.location,
+                    return Err(line.error_at(
+                        tok,
                         format!("cannot disable '{other}', expected success or denial"),
                     ));
                 }
             }
         }
         "keepttl" => config.keepttl = true,
-        other => {
-            return Err(err(&name.location, format!("unknown property '{other}'")));
-        }
+        _ => return Err(line.unknown_property()),
     }
     Ok(())
 }
 
 /// `success|denial CAPACITY [TTL [MINTTL]]`.
 fn tier(line: &mut Dispenser<'_>, tier: &mut Tier) -> Result<(), SetupError> {
-    let tok = line.expect_arg("a capacity").map_err(arg_err)?;
+    let tok = line.arg("a capacity")?;
     let capacity = tok.text.parse::<usize>().map_err(|_| {
-        err(
-            &tok.location,
+        line.error_at(
+            tok,
             format!(
                 "invalid capacity '{}', expected a non-negative integer",
                 tok.text
@@ -253,12 +236,12 @@ fn tier(line: &mut Dispenser<'_>, tier: &mut Tier) -> Result<(), SetupError> {
     })?;
     tier.capacity = effective_capacity(capacity);
     if let Some(tok) = line.next_arg() {
-        tier.max_ttl = positive_ttl(tok)?;
+        tier.max_ttl = positive_ttl(line, tok)?;
     }
     if let Some(tok) = line.next_arg() {
         tier.min_ttl = tok.text.parse::<u32>().map_err(|_| {
-            err(
-                &tok.location,
+            line.error_at(
+                tok,
                 format!(
                     "invalid minimum TTL '{}', expected a non-negative number of seconds",
                     tok.text
@@ -270,11 +253,11 @@ fn tier(line: &mut Dispenser<'_>, tier: &mut Tier) -> Result<(), SetupError> {
 }
 
 /// A maximum TTL in seconds: a whole number above zero (0 is reserved, as in CoreDNS).
-fn positive_ttl(tok: &Token) -> Result<u32, SetupError> {
+fn positive_ttl(d: &Dispenser<'_>, tok: &Token) -> Result<u32, SetupError> {
     match tok.text.parse::<u32>() {
         Ok(ttl) if ttl > 0 => Ok(ttl),
-        _ => Err(err(
-            &tok.location,
+        _ => Err(d.error_at(
+            tok,
             format!(
                 "invalid TTL '{}', expected a number of seconds above zero",
                 tok.text
@@ -283,26 +266,22 @@ fn positive_ttl(tok: &Token) -> Result<u32, SetupError> {
     }
 }
 
-fn duration(tok: &Token) -> Result<Duration, SetupError> {
-    parse_duration(&tok.text).map_err(|e| err(&tok.location, e.to_string()))
-}
-
 /// `PERCENT%`, 10 to 90.
-fn percentage(tok: &Token) -> Result<u8, SetupError> {
+fn percentage(d: &Dispenser<'_>, tok: &Token) -> Result<u8, SetupError> {
     tok.text
         .strip_suffix('%')
         .and_then(|n| n.parse::<u8>().ok())
         .filter(|n| (10..=90).contains(n))
         .ok_or_else(|| {
-            err(
-                &tok.location,
+            d.error_at(
+                tok,
                 format!("invalid percentage '{}', expected 10% to 90%", tok.text),
             )
         })
 }
 
-fn zones_of(tok: &Token) -> Result<Vec<Name>, SetupError> {
-    zone::normalize(&tok.text).map_err(|e| err(&tok.location, e.to_string()))
+fn zones_of(d: &Dispenser<'_>, tok: &Token) -> Result<Vec<Name>, SetupError> {
+    zone::normalize(&tok.text).map_err(|e| d.error_at(tok, e.to_string()))
 }
 
 #[cfg(test)]

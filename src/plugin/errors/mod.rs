@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::{Level, debug, error, info, warn};
 
-use crate::corefile::{Dispenser, Token};
+use crate::corefile::Dispenser;
 use crate::plugin::{
     Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, StartContext,
 };
@@ -16,87 +16,44 @@ use crate::plugin::{
 /// Directive name.
 pub(crate) const NAME: &str = "errors";
 
-fn err(location: &crate::corefile::Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(NAME, location, message)
-}
-
 /// Parses `errors [{ stacktrace | consolidate ... }]`.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
-    if let Some(extra) = d.next_arg() {
-        return Err(err(
-            &extra.location,
-            format!(
-                "unexpected argument '{}': errors takes no arguments",
-                extra.text
-            ),
-        ));
-    }
+    d.end()?;
     let mut patterns = Vec::new();
-    for mut line in d.block() {
-        let option = line.name();
-        match option.text.as_str() {
-            "stacktrace" => {
-                if let Some(extra) = line.next_arg() {
-                    return Err(err(
-                        &extra.location,
-                        format!("unexpected argument '{}' to stacktrace", extra.text),
-                    ));
-                }
-                block.inactive.push((
-                    option.location.clone(),
-                    NAME,
-                    "stacktrace: no stack traces are logged".to_owned(),
-                ));
-            }
-            "consolidate" => {
-                patterns.push(Arc::new(parse_consolidate(&mut line)?));
-            }
-            other => {
-                return Err(err(
-                    &option.location,
-                    format!("unknown property '{other}', expected stacktrace or consolidate"),
-                ));
-            }
+    d.options(|line| {
+        match line.name().text.as_str() {
+            "stacktrace" => block.inactive.push((
+                line.name().location.clone(),
+                NAME,
+                "stacktrace: no stack traces are logged".to_owned(),
+            )),
+            "consolidate" => patterns.push(Arc::new(parse_consolidate(line)?)),
+            _ => return Err(line.unknown_property()),
         }
-    }
+        Ok(())
+    })?;
     block.plugins.push(Arc::new(Errors { patterns }));
     Ok(())
 }
 
 /// `consolidate DURATION REGEXP [LEVEL] [show_first]`.
 fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<Pattern, SetupError> {
-    let Some(duration) = line.next_arg() else {
-        return Err(err(
-            &line.location_after(),
-            "consolidate needs a DURATION and a REGEXP",
-        ));
-    };
+    let duration = line.arg("a DURATION and a REGEXP")?;
     let period = match crate::corefile::parse_duration(&duration.text) {
         Ok(d) if !d.is_zero() => d,
         _ => {
-            return Err(err(
-                &duration.location,
+            return Err(line.error_at(
+                duration,
                 format!("invalid duration '{}', expected e.g. 5m", duration.text),
             ));
         }
     };
-    let Some(pattern) = line.next_arg() else {
-        return Err(err(&line.location_after(), "consolidate needs a REGEXP"));
-    };
-    let regex = match regex::Regex::new(&pattern.text) {
-        Ok(regex) => regex,
-        Err(e) => {
-            return Err(err(
-                &pattern.location,
-                format!("invalid regular expression '{}': {e}", pattern.text),
-            ));
-        }
-    };
-    let rest: &[Token] = line.remaining_args();
-    let mut rest = rest.iter();
-    let mut next = rest.next();
+    let pattern = line.arg("a REGEXP")?;
+    let regex = line.value(pattern, |text| {
+        regex::Regex::new(text).map_err(|e| format!("invalid regular expression '{text}': {e}"))
+    })?;
     let mut level = Level::ERROR;
-    if let Some(tok) = next {
+    if let Some(tok) = line.peek_arg() {
         let parsed = match tok.text.as_str() {
             "warning" => Some(Level::WARN),
             "error" => Some(Level::ERROR),
@@ -106,19 +63,20 @@ fn parse_consolidate(line: &mut Dispenser<'_>) -> Result<Pattern, SetupError> {
         };
         if let Some(parsed) = parsed {
             level = parsed;
-            next = rest.next();
+            line.next_arg();
         }
     }
     let mut show_first = false;
-    if let Some(flag) = next
-        && flag.text == "show_first"
+    if line
+        .peek_arg()
+        .is_some_and(|flag| flag.text == "show_first")
     {
         show_first = true;
-        next = rest.next();
+        line.next_arg();
     }
-    if let Some(extra) = next {
-        return Err(err(
-            &extra.location,
+    if let Some(extra) = line.peek_arg() {
+        return Err(line.error_at(
+            extra,
             format!(
                 "unexpected argument '{}', expected a level (warning, error, info, debug) or show_first",
                 extra.text
@@ -257,7 +215,7 @@ impl Plugin for Errors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corefile::{Directive, Location};
+    use crate::corefile::{Directive, Location, Token};
 
     fn tok(text: &str, line: u32, column: u32) -> Token {
         Token {
@@ -388,7 +346,7 @@ mod tests {
             (
                 &[],
                 vec![line(&["consolidate", "5m"], 2)],
-                "needs a REGEXP",
+                "missing argument, expected a REGEXP",
                 23,
             ),
             (
@@ -402,6 +360,24 @@ mod tests {
                 vec![line(&["stacktrace", "x"], 2)],
                 "unexpected argument 'x'",
                 20,
+            ),
+            (
+                &[],
+                vec![Directive {
+                    block: Some(vec![line(&["bogus"], 3)]),
+                    ..line(&["stacktrace"], 2)
+                }],
+                "unexpected option block, 'stacktrace' takes none",
+                9,
+            ),
+            (
+                &[],
+                vec![Directive {
+                    block: Some(vec![]),
+                    ..line(&["consolidate", "5m", "a"], 2)
+                }],
+                "unexpected option block, 'consolidate' takes none",
+                9,
             ),
         ];
         for (args, block, want, column) in cases {

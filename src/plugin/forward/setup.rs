@@ -8,11 +8,10 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;
 
-use crate::corefile::{ArgError, Dispenser, Location, Token, parse_duration};
+use crate::corefile::{Dispenser, Token};
 use crate::dns::zone;
 use crate::plugin::SetupError;
 
-const PLUGIN: &str = "forward";
 /// CoreDNS's limit on upstreams per `forward`.
 const MAX_UPSTREAMS: usize = 15;
 const DEFAULT_PORT: u16 = 53;
@@ -95,41 +94,20 @@ impl ForwardConfig {
     }
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
 /// Parses one `forward` directive; relative file names resolve against `base_dir`.
 pub(crate) fn parse(d: &mut Dispenser<'_>, base_dir: &Path) -> Result<ForwardConfig, SetupError> {
-    let from_tok = d
-        .expect_arg("the zone to forward (FROM)")
-        .map_err(arg_err)?;
-    let mut config = ForwardConfig::new(first_zone(from_tok)?);
-    let to = d.remaining_args();
-    if to.is_empty() {
-        return Err(err(
-            &d.location_after(),
-            "missing argument, expected at least one upstream (TO)",
-        ));
-    }
-    for tok in to {
-        config.upstreams.extend(upstreams(tok, base_dir)?);
+    let from_tok = d.arg("the zone to forward (FROM)")?;
+    let mut config = ForwardConfig::new(first_zone(d, from_tok)?);
+    for tok in d.at_least_one("at least one upstream (TO)")? {
+        config.upstreams.extend(upstreams(d, tok, base_dir)?);
         if config.upstreams.len() > MAX_UPSTREAMS {
-            return Err(err(
-                &tok.location,
+            return Err(d.error_at(
+                tok,
                 format!("more than {MAX_UPSTREAMS} upstreams, expected at most {MAX_UPSTREAMS}"),
             ));
         }
     }
-    for mut line in d.block() {
-        line.expect_no_block().map_err(arg_err)?;
-        option(&mut line, &mut config, base_dir)?;
-        line.expect_end().map_err(arg_err)?;
-    }
+    d.options(|line| option(line, &mut config, base_dir))?;
     Ok(config)
 }
 
@@ -139,41 +117,32 @@ fn option(
     config: &mut ForwardConfig,
     base_dir: &Path,
 ) -> Result<(), SetupError> {
-    let name = line.name();
-    match name.text.as_str() {
+    match line.name().text.as_str() {
         "except" => {
-            let zones = line.remaining_args();
-            if zones.is_empty() {
-                return Err(err(
-                    &line.location_after(),
-                    "missing argument, expected one or more zones",
-                ));
-            }
-            for tok in zones {
+            for tok in line.at_least_one("one or more zones")? {
                 config.except.extend(
-                    zone::normalize(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?,
+                    zone::normalize(&tok.text).map_err(|e| line.error_at(tok, e.to_string()))?,
                 );
             }
         }
         "force_tcp" => config.force_tcp = true,
         "prefer_udp" => config.prefer_udp = true,
         "failfast_all_unhealthy_upstreams" => config.failfast_all_unhealthy_upstreams = true,
-        "expire" => config.expire = duration(line)?,
+        "expire" => config.expire = line.duration_arg()?,
         "max_fails" => config.max_fails = number(line)?,
         "max_concurrent" => config.max_concurrent = number(line)?,
         "max_idle_conns" => config.max_idle_conns = number(line)?,
         "health_check" => {
-            config.health_check = duration(line)?;
+            config.health_check = line.duration_arg()?;
             while let Some(tok) = line.next_arg() {
                 match tok.text.as_str() {
                     "no_rec" => config.health_check_recursion = false,
                     "domain" => {
-                        let tok = line.expect_arg("a domain name").map_err(arg_err)?;
-                        config.health_check_domain = domain(tok)?;
+                        let tok = line.arg("a domain name")?;
+                        config.health_check_domain = domain(line, tok)?;
                     }
                     other => {
-                        return Err(err(
-                            &tok.location,
+                        return Err(line.error_at(tok,
                             format!(
                                 "unknown health_check option '{other}', expected no_rec or domain NAME"
                             ),
@@ -183,16 +152,14 @@ fn option(
             }
         }
         "policy" => {
-            let tok = line
-                .expect_arg("random, round_robin or sequential")
-                .map_err(arg_err)?;
+            let tok = line.arg("random, round_robin or sequential")?;
             config.policy = match tok.text.as_str() {
                 "random" => Policy::Random,
                 "round_robin" => Policy::RoundRobin,
                 "sequential" => Policy::Sequential,
                 other => {
-                    return Err(err(
-                        &tok.location,
+                    return Err(line.error_at(
+                        tok,
                         format!(
                             "unknown policy '{other}', expected random, round_robin or sequential"
                         ),
@@ -202,22 +169,20 @@ fn option(
         }
         "tls" => config.tls = Some(tls(line, base_dir)?),
         "tls_servername" => {
-            let tok = line.expect_arg("a server name").map_err(arg_err)?;
+            let tok = line.arg("a server name")?;
             config.tls_servername = Some(tok.text.clone());
         }
         "next" => config.next.extend(rcodes(line, false)?),
         "failover" => config.failover.extend(rcodes(line, true)?),
-        other => {
-            return Err(err(&name.location, format!("unknown property '{other}'")));
-        }
+        _ => return Err(line.unknown_property()),
     }
     Ok(())
 }
 
 /// FROM: a zone; a CIDR that is not on an octet boundary uses its first reverse zone, as
 /// CoreDNS does.
-fn first_zone(tok: &Token) -> Result<Name, SetupError> {
-    let zones = zone::normalize(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?;
+fn first_zone(d: &Dispenser<'_>, tok: &Token) -> Result<Name, SetupError> {
+    let zones = zone::normalize(&tok.text).map_err(|e| d.error_at(tok, e.to_string()))?;
     if zones.len() > 1 {
         tracing::warn!(
             location = %tok.location,
@@ -229,13 +194,13 @@ fn first_zone(tok: &Token) -> Result<Name, SetupError> {
     zones
         .into_iter()
         .next()
-        .ok_or_else(|| err(&tok.location, format!("'{}' names no zone", tok.text)))
+        .ok_or_else(|| d.error_at(tok, format!("'{}' names no zone", tok.text)))
 }
 
-fn domain(tok: &Token) -> Result<Name, SetupError> {
+fn domain(d: &Dispenser<'_>, tok: &Token) -> Result<Name, SetupError> {
     let invalid = || {
-        err(
-            &tok.location,
+        d.error_at(
+            tok,
             format!("invalid domain name '{}', expected a domain name", tok.text),
         )
     };
@@ -247,16 +212,11 @@ fn domain(tok: &Token) -> Result<Name, SetupError> {
     Ok(name.to_lowercase())
 }
 
-fn duration(line: &mut Dispenser<'_>) -> Result<Duration, SetupError> {
-    let tok = line.expect_arg("a duration").map_err(arg_err)?;
-    parse_duration(&tok.text).map_err(|e| err(&tok.location, e.to_string()))
-}
-
 fn number(line: &mut Dispenser<'_>) -> Result<u32, SetupError> {
-    let tok = line.expect_arg("a number").map_err(arg_err)?;
+    let tok = line.arg("a number")?;
     tok.text.parse().map_err(|_| {
-        err(
-            &tok.location,
+        line.error_at(
+            tok,
             format!(
                 "invalid number '{}' for {}, expected a non-negative integer",
                 tok.text,
@@ -269,8 +229,8 @@ fn number(line: &mut Dispenser<'_>) -> Result<u32, SetupError> {
 fn tls(line: &mut Dispenser<'_>, base_dir: &Path) -> Result<TlsFiles, SetupError> {
     let args = line.remaining_args();
     if let Some(extra) = args.get(3) {
-        return Err(err(
-            &extra.location,
+        return Err(line.error_at(
+            extra,
             format!(
                 "unexpected argument '{}', expected tls [CERT KEY [CA]]",
                 extra.text
@@ -281,10 +241,7 @@ fn tls(line: &mut Dispenser<'_>, base_dir: &Path) -> Result<TlsFiles, SetupError
     for tok in args {
         let path = base_dir.join(&tok.text);
         if let Err(e) = std::fs::metadata(&path) {
-            return Err(err(
-                &tok.location,
-                format!("cannot read '{}': {e}", path.display()),
-            ));
+            return Err(line.error_at(tok, format!("cannot read '{}': {e}", path.display())));
         }
         paths.push(path);
     }
@@ -331,18 +288,12 @@ fn rcode(text: &str) -> Option<ResponseCode> {
 }
 
 fn rcodes(line: &mut Dispenser<'_>, failover: bool) -> Result<Vec<ResponseCode>, SetupError> {
-    let args = line.remaining_args();
-    if args.is_empty() {
-        return Err(err(
-            &line.location_after(),
-            "missing argument, expected one or more rcodes such as SERVFAIL",
-        ));
-    }
+    let args = line.at_least_one("one or more rcodes such as SERVFAIL")?;
     let mut codes = Vec::with_capacity(args.len());
     for tok in args {
         let Some(code) = rcode(&tok.text) else {
-            return Err(err(
-                &tok.location,
+            return Err(line.error_at(
+                tok,
                 format!(
                     "'{}' is not a valid rcode, expected a name such as SERVFAIL or REFUSED",
                     tok.text
@@ -350,8 +301,8 @@ fn rcodes(line: &mut Dispenser<'_>, failover: bool) -> Result<Vec<ResponseCode>,
             ));
         };
         if failover && code == ResponseCode::NoError {
-            return Err(err(
-                &tok.location,
+            return Err(line.error_at(
+                tok,
                 "NOERROR cannot be a failover rcode, expected an error rcode",
             ));
         }
@@ -361,12 +312,16 @@ fn rcodes(line: &mut Dispenser<'_>, failover: bool) -> Result<Vec<ResponseCode>,
 }
 
 /// The addresses one TO argument stands for.
-fn upstreams(tok: &Token, base_dir: &Path) -> Result<Vec<SocketAddr>, SetupError> {
+fn upstreams(
+    d: &Dispenser<'_>,
+    tok: &Token,
+    base_dir: &Path,
+) -> Result<Vec<SocketAddr>, SetupError> {
     let text = tok.text.as_str();
     let lower = text.to_ascii_lowercase();
     if lower.starts_with("tls://") || lower.starts_with("https://") {
-        return Err(err(
-            &tok.location,
+        return Err(d.error_at(
+            tok,
             format!(
                 "upstream '{text}': DNS over TLS and HTTPS are not supported in this build, \
                  expected IP[:PORT], dns://IP[:PORT] or a resolv.conf file"
@@ -377,18 +332,18 @@ fn upstreams(tok: &Token, base_dir: &Path) -> Result<Vec<SocketAddr>, SetupError
         Some(_) => (&text["dns://".len()..], true),
         None => (text, false),
     };
-    if let Some(addr) = address(addr_text).map_err(|m| err(&tok.location, m))? {
+    if let Some(addr) = address(addr_text).map_err(|m| d.error_at(tok, m))? {
         return Ok(vec![addr]);
     }
     if explicit {
-        return Err(err(
-            &tok.location,
+        return Err(d.error_at(
+            tok,
             format!("upstream '{text}' is not an IP address, expected dns://IP[:PORT]"),
         ));
     }
     if text.contains("://") {
-        return Err(err(
-            &tok.location,
+        return Err(d.error_at(
+            tok,
             format!(
                 "upstream '{text}' has an unknown scheme, expected IP[:PORT], dns://IP[:PORT] \
                  or a resolv.conf file"
@@ -397,8 +352,8 @@ fn upstreams(tok: &Token, base_dir: &Path) -> Result<Vec<SocketAddr>, SetupError
     }
     let path = base_dir.join(text);
     let content = std::fs::read_to_string(&path).map_err(|e| {
-        err(
-            &tok.location,
+        d.error_at(
+            tok,
             format!(
                 "upstream '{text}' is not an IP address and '{}' cannot be read as a \
                  resolv.conf file: {e}",
@@ -408,8 +363,8 @@ fn upstreams(tok: &Token, base_dir: &Path) -> Result<Vec<SocketAddr>, SetupError
     })?;
     let servers = resolv_conf_nameservers(&content, &path);
     if servers.is_empty() {
-        return Err(err(
-            &tok.location,
+        return Err(d.error_at(
+            tok,
             format!(
                 "no usable nameserver lines in '{}', expected at least one",
                 path.display()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prometheus::{Histogram, IntCounter};
 
-use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_duration, parse_host_port};
+use crate::corefile::{Dispenser, HostPort};
 use crate::http::{self, Reply};
 use crate::metrics;
 use crate::plugin::{BlockSetup, Hook, SetupError, StartContext};
@@ -23,43 +23,27 @@ pub(crate) struct HealthConfig {
     pub(crate) lameduck: Duration,
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
 /// Parses a `health` directive.
 pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<HealthConfig, SetupError> {
     let addr = match d.next_arg() {
-        Some(tok) => parse_host_port(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?,
+        Some(tok) => d.host_port(tok)?,
         None => HostPort {
             host: String::new(),
             port: 8080,
         },
     };
-    d.expect_end().map_err(arg_err)?;
+    d.end()?;
     let mut config = HealthConfig {
         addr,
         lameduck: Duration::ZERO,
     };
-    for mut line in d.block() {
-        line.expect_no_block().map_err(arg_err)?;
-        let name = line.name();
-        match name.text.as_str() {
-            "lameduck" => {
-                let tok = line.expect_arg("a duration").map_err(arg_err)?;
-                config.lameduck =
-                    parse_duration(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?;
-            }
-            other => {
-                return Err(err(&name.location, format!("unknown property '{other}'")));
-            }
+    d.options(|line| {
+        match line.name().text.as_str() {
+            "lameduck" => config.lameduck = line.duration_arg()?,
+            _ => return Err(line.unknown_property()),
         }
-        line.expect_end().map_err(arg_err)?;
-    }
+        Ok(())
+    })?;
     Ok(config)
 }
 
@@ -199,6 +183,10 @@ mod tests {
             (
                 "health {\n  bogus\n}",
                 Err("Corefile:3:3: plugin/health: unknown property 'bogus'"),
+            ),
+            (
+                "health {\n  lameduck 5s {\n    bogus\n  }\n}",
+                Err("Corefile:4:5: plugin/health: unexpected option block, 'lameduck' takes none"),
             ),
         ];
         for (text, want) in cases {

@@ -1,6 +1,7 @@
 #![doc = include_str!("README.md")]
 //! The `kubernetes` plugin: answers cluster.local-style names from the cluster index.
 
+pub(crate) mod config;
 pub(crate) mod index;
 pub(crate) mod lookup;
 pub(crate) mod model;
@@ -18,9 +19,9 @@ use async_trait::async_trait;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Name;
 
+use self::config::Config;
 use self::index::Store;
 use self::lookup::{Ctx, Options, Outcome, Question};
-use self::setup::Config;
 use self::source::api::ApiSource;
 use self::source::manifests::ManifestSource;
 use crate::plugin::{Answer, Next, Origin, Plugin, PluginError, Query, StartContext};

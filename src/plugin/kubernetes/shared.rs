@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use hickory_proto::rr::Name;
 
+use super::config::Config;
 use super::index::Store;
-use super::setup::Config;
 use super::source::manifests::ManifestSource;
 
 /// What decides the content of an index: the block's zones, the source settings and the label
@@ -77,7 +77,7 @@ mod tests {
 
     fn config(text: &str) -> Config {
         crate::plugin::test_support::parse_first(text, |d| {
-            super::super::setup::parse(
+            super::super::config::parse(
                 d,
                 &[Name::from_ascii("cluster.local.").unwrap()],
                 Path::new("/"),

@@ -8,9 +8,9 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
 use super::*;
+use crate::plugin::kubernetes::config::ApiConfig;
 use crate::plugin::kubernetes::lookup::PodMode;
 use crate::plugin::kubernetes::model::{Namespace, Object, Service, ServiceKind};
-use crate::plugin::kubernetes::setup::ApiConfig;
 use crate::plugin::{Chain, Resolve, Transport};
 
 /// The next plugin: answers NOTIMP so tests can tell it ran.

@@ -8,7 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Record, RecordType};
 use rand::seq::SliceRandom;
 
-use crate::corefile::{ArgError, Dispenser, Location};
+use crate::corefile::Dispenser;
 use crate::plugin::{Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError};
 
 const PLUGIN: &str = "loadbalance";
@@ -27,14 +27,6 @@ pub(crate) struct LoadbalanceConfig {
     pub(crate) policy: Policy,
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
 /// Parses a `loadbalance` directive.
 pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<LoadbalanceConfig, SetupError> {
     let policy = match d.next_arg() {
@@ -42,21 +34,21 @@ pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<LoadbalanceConfig, SetupErr
         Some(tok) => match tok.text.as_str() {
             "round_robin" => Policy::RoundRobin,
             "weighted" => {
-                return Err(err(
-                    &tok.location,
+                return Err(d.error_at(
+                    tok,
                     "policy 'weighted' is not supported in this build, expected round_robin",
                 ));
             }
             other => {
-                return Err(err(
-                    &tok.location,
+                return Err(d.error_at(
+                    tok,
                     format!("unknown policy '{other}', expected round_robin"),
                 ));
             }
         },
     };
-    d.expect_end().map_err(arg_err)?;
-    d.expect_no_block().map_err(arg_err)?;
+    d.end()?;
+    d.no_block()?;
     Ok(LoadbalanceConfig { policy })
 }
 

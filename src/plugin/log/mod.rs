@@ -13,7 +13,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use tracing::info;
 
-use crate::corefile::{Dispenser, Location, Token};
+use crate::corefile::{Dispenser, Token};
 use crate::plugin::{Answer, BlockSetup, Next, Plugin, PluginError, Query, SetupError, Transport};
 
 /// Directive name.
@@ -57,10 +57,6 @@ const DENIAL: u8 = 2;
 const ERROR: u8 = 4;
 const ALL: u8 = SUCCESS | DENIAL | ERROR;
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(NAME, location, message)
-}
-
 /// Parses one `log` directive.
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
     block.plugins.push(Arc::new(parse(d)?));
@@ -79,13 +75,13 @@ fn parse(d: &mut Dispenser<'_>) -> Result<Log, SetupError> {
         _ => (args, None),
     };
     let format = match format {
-        Some(tok) => parse_format(&tok.text).map_err(|m| err(&tok.location, m))?,
-        None => parse_format(COMMON).map_err(|m| err(&d.name().location, m))?,
+        Some(tok) => d.value(tok, parse_format)?,
+        None => parse_format(COMMON).map_err(|m| d.error_at_name(m))?,
     };
     let mut scopes = Vec::with_capacity(names.len().max(1));
     for tok in names {
         let name = Name::from_ascii(&tok.text)
-            .map_err(|e| err(&tok.location, format!("invalid name '{}': {e}", tok.text)))?;
+            .map_err(|e| d.error_at(tok, format!("invalid name '{}': {e}", tok.text)))?;
         let mut name = name.to_lowercase();
         name.set_fqdn(true);
         scopes.push(LowerName::new(&name));
@@ -94,36 +90,26 @@ fn parse(d: &mut Dispenser<'_>) -> Result<Log, SetupError> {
         scopes.push(LowerName::new(&Name::root()));
     }
     let mut classes = 0u8;
-    for mut line in d.block() {
-        let option = line.name();
-        if option.text != "class" {
-            return Err(err(
-                &option.location,
-                format!("unknown property '{}', expected class", option.text),
-            ));
+    d.options(|line| {
+        if line.name().text != "class" {
+            return Err(line.unknown_property());
         }
-        let values = line.remaining_args();
-        if values.is_empty() {
-            return Err(err(
-                &line.location_after(),
-                "class needs one or more of success, denial, error, all",
-            ));
-        }
-        for v in values {
+        for v in line.at_least_one("one or more of success, denial, error, all")? {
             classes |= match v.text.as_str() {
                 "success" => SUCCESS,
                 "denial" => DENIAL,
                 "error" => ERROR,
                 "all" => ALL,
                 other => {
-                    return Err(err(
-                        &v.location,
+                    return Err(line.error_at(
+                        v,
                         format!("unknown class '{other}', expected success, denial, error or all"),
                     ));
                 }
             };
         }
-    }
+        Ok(())
+    })?;
     if classes == 0 {
         classes = ALL;
     }
@@ -359,7 +345,7 @@ fn encoded(q: &Query<'_>, a: &Answer) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corefile::Directive;
+    use crate::corefile::{Directive, Location};
     use crate::plugin::test_support::{NoResolve, query_for};
     use crate::plugin::{EdnsInfo, Transport};
     use hickory_proto::rr::{RData, Record, rdata::A};
@@ -454,7 +440,10 @@ mod tests {
         let e = parse_args(&[], &[&["level", "x"]]).err().unwrap();
         assert!(e.message.contains("unknown property 'level'"));
         let e = parse_args(&[], &[&["class"]]).err().unwrap();
-        assert!(e.message.contains("class needs"));
+        assert_eq!(
+            e.message,
+            "missing argument, expected one or more of success, denial, error, all"
+        );
         let e = parse_args(&[".", "{name"], &[]).err().unwrap();
         assert!(e.message.contains("unclosed"));
     }

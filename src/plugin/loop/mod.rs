@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, error};
 
-use crate::corefile::{ArgError, Dispenser};
+use crate::corefile::Dispenser;
 use crate::plugin::{
     Answer, BlockSetup, Next, Origin, Plugin, PluginError, Query, SetupError, StartContext,
 };
@@ -35,14 +35,10 @@ pub(crate) struct LoopConfig {
     pub(crate) zone: Name,
 }
 
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg("loop", e)
-}
-
 /// Parses a `loop` directive of a block serving `block_zones`.
 pub(crate) fn parse(d: &mut Dispenser<'_>, block_zones: &[Name]) -> Result<LoopConfig, SetupError> {
-    d.expect_end().map_err(arg_err)?;
-    d.expect_no_block().map_err(arg_err)?;
+    d.end()?;
+    d.no_block()?;
     Ok(LoopConfig {
         zone: block_zones.first().cloned().unwrap_or_else(Name::root),
     })

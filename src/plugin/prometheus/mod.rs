@@ -10,7 +10,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, RecordType};
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec};
 
-use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_host_port};
+use crate::corefile::{Dispenser, HostPort};
 use crate::http::{self, Reply};
 use crate::metrics;
 use crate::plugin::{
@@ -27,25 +27,17 @@ pub(crate) struct MetricsConfig {
     pub(crate) addr: HostPort,
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
 /// Parses a `prometheus` directive.
 pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<MetricsConfig, SetupError> {
     let addr = match d.next_arg() {
-        Some(tok) => parse_host_port(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?,
+        Some(tok) => d.host_port(tok)?,
         None => HostPort {
             host: "localhost".to_owned(),
             port: 9153,
         },
     };
-    d.expect_end().map_err(arg_err)?;
-    d.expect_no_block().map_err(arg_err)?;
+    d.end()?;
+    d.no_block()?;
     Ok(MetricsConfig { addr })
 }
 

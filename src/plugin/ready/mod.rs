@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tracing::info;
 
-use crate::corefile::{ArgError, Dispenser, HostPort, Location, parse_host_port};
+use crate::corefile::{Dispenser, HostPort};
 use crate::http::{self, Reply};
 use crate::plugin::{BlockSetup, Hook, SetupError, StartContext};
 
@@ -30,55 +30,37 @@ pub(crate) struct ReadyConfig {
     pub(crate) monitor: Monitor,
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
 /// Parses a `ready` directive.
 pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<ReadyConfig, SetupError> {
     let addr = match d.next_arg() {
-        Some(tok) => parse_host_port(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?,
+        Some(tok) => d.host_port(tok)?,
         None => HostPort {
             host: String::new(),
             port: 8181,
         },
     };
-    d.expect_end().map_err(arg_err)?;
+    d.end()?;
     let mut config = ReadyConfig {
         addr,
         monitor: Monitor::UntilReady,
     };
-    for mut line in d.block() {
-        line.expect_no_block().map_err(arg_err)?;
-        let name = line.name();
-        match name.text.as_str() {
-            "monitor" => {
-                let tok = line
-                    .expect_arg("until-ready or continuously")
-                    .map_err(arg_err)?;
-                config.monitor = match tok.text.as_str() {
-                    "until-ready" => Monitor::UntilReady,
-                    "continuously" => Monitor::Continuously,
-                    other => {
-                        return Err(err(
-                            &tok.location,
-                            format!(
-                                "unknown monitor mode '{other}', expected until-ready or continuously"
-                            ),
-                        ));
-                    }
-                };
-            }
-            other => {
-                return Err(err(&name.location, format!("unknown property '{other}'")));
-            }
+    d.options(|line| {
+        if line.name().text != "monitor" {
+            return Err(line.unknown_property());
         }
-        line.expect_end().map_err(arg_err)?;
-    }
+        let tok = line.arg("until-ready or continuously")?;
+        config.monitor = match tok.text.as_str() {
+            "until-ready" => Monitor::UntilReady,
+            "continuously" => Monitor::Continuously,
+            other => {
+                return Err(line.error_at(
+                    tok,
+                    format!("unknown monitor mode '{other}', expected until-ready or continuously"),
+                ));
+            }
+        };
+        Ok(())
+    })?;
     Ok(config)
 }
 
@@ -281,6 +263,10 @@ mod tests {
             (
                 "ready {\n  bogus\n}",
                 Err("Corefile:3:3: plugin/ready: unknown property 'bogus'"),
+            ),
+            (
+                "ready {\n  monitor continuously {\n    bogus\n  }\n}",
+                Err("Corefile:4:5: plugin/ready: unexpected option block, 'monitor' takes none"),
             ),
         ];
         for (text, want) in cases {

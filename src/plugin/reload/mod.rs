@@ -5,10 +5,9 @@
 
 use std::time::Duration;
 
-use crate::corefile::{ArgError, Dispenser, Location, Token, parse_duration};
+use crate::corefile::Dispenser;
 use crate::plugin::{BlockSetup, SetupError};
 
-const PLUGIN: &str = "reload";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_JITTER: Duration = Duration::from_secs(15);
 const MIN_INTERVAL: Duration = Duration::from_secs(2);
@@ -23,25 +22,20 @@ pub struct ReloadConfig {
     pub jitter: Duration,
 }
 
-fn err(location: &Location, message: impl Into<String>) -> SetupError {
-    SetupError::new(PLUGIN, location, message)
-}
-
-fn arg_err(e: ArgError) -> SetupError {
-    SetupError::from_arg(PLUGIN, e)
-}
-
+/// The next argument as a duration of at least `min`, or `default` when there is none.
 fn at_least(
-    tok: Option<&Token>,
+    d: &mut Dispenser<'_>,
     default: Duration,
     min: Duration,
     what: &str,
 ) -> Result<Duration, SetupError> {
-    let Some(tok) = tok else { return Ok(default) };
-    let value = parse_duration(&tok.text).map_err(|e| err(&tok.location, e.to_string()))?;
+    let Some(tok) = d.next_arg() else {
+        return Ok(default);
+    };
+    let value = d.duration(tok)?;
     if value < min {
-        return Err(err(
-            &tok.location,
+        return Err(d.error_at(
+            tok,
             format!(
                 "{what} '{}' is too short, expected at least {min:?}",
                 tok.text
@@ -53,10 +47,10 @@ fn at_least(
 
 /// Parses a `reload` directive.
 pub(crate) fn parse(d: &mut Dispenser<'_>) -> Result<ReloadConfig, SetupError> {
-    let interval = at_least(d.next_arg(), DEFAULT_INTERVAL, MIN_INTERVAL, "interval")?;
-    let jitter = at_least(d.next_arg(), DEFAULT_JITTER, MIN_JITTER, "jitter")?;
-    d.expect_end().map_err(arg_err)?;
-    d.expect_no_block().map_err(arg_err)?;
+    let interval = at_least(d, DEFAULT_INTERVAL, MIN_INTERVAL, "interval")?;
+    let jitter = at_least(d, DEFAULT_JITTER, MIN_JITTER, "jitter")?;
+    d.end()?;
+    d.no_block()?;
     Ok(ReloadConfig {
         interval,
         jitter: jitter.min(interval / 2),

@@ -17,20 +17,8 @@ pub(crate) const NAME: &str = "whoami";
 
 /// Parses `whoami` (no arguments).
 pub(crate) fn setup(d: &mut Dispenser<'_>, block: &mut BlockSetup) -> Result<(), SetupError> {
-    if let Some(extra) = d.next_arg() {
-        return Err(SetupError {
-            location: extra.location.clone(),
-            plugin: NAME.to_owned(),
-            message: format!("unexpected argument '{}': whoami takes none", extra.text),
-        });
-    }
-    if d.has_block() {
-        return Err(SetupError {
-            location: d.name().location.clone(),
-            plugin: NAME.to_owned(),
-            message: "whoami takes no option block".to_owned(),
-        });
-    }
+    d.end()?;
+    d.no_block()?;
     block.plugins.push(Arc::new(Whoami));
     Ok(())
 }

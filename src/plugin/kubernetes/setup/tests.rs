@@ -2,9 +2,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
 
 use super::*;
-use crate::corefile::Directive;
+use crate::corefile::{Directive, Location, Token};
+use crate::plugin::kubernetes::config::ApiConfig;
 
 /// A tiny stand-in for the Corefile parser: `name args... [{` then block lines, then `}`.
 /// Tokens are split on whitespace, with their line and column.
@@ -153,7 +157,10 @@ fn namespaces_option() {
     let set = c.opts.namespaces.unwrap();
     assert_eq!(set.len(), 2);
     assert!(set.contains("demo") && set.contains("test"));
-    fails("kubernetes {\n namespaces\n}", "needs an argument");
+    fails(
+        "kubernetes {\n namespaces\n}",
+        "Corefile:2:13: plugin/kubernetes: missing argument, expected one or more namespaces",
+    );
     fails(
         "kubernetes {\n namespaces demo\n namespace_labels istio-injection=enabled\n}",
         "namespaces and namespace_labels cannot both be set",
@@ -172,7 +179,10 @@ fn labels_option_takes_the_rest_of_the_line() {
         "kubernetes {\n labels environment in production\n}",
         "unable to parse label selector",
     );
-    fails("kubernetes {\n labels\n}", "needs an argument");
+    fails(
+        "kubernetes {\n labels\n}",
+        "Corefile:2:9: plugin/kubernetes: missing argument, expected a label selector",
+    );
     let c = ok("kubernetes {\n namespace_labels istio-injection=enabled\n}");
     assert_eq!(
         c.namespace_labels.unwrap().to_string(),
@@ -195,10 +205,13 @@ fn pods_option() {
         PodMode::Disabled
     );
     fails("kubernetes {\n pods giant_seed\n}", "wrong value for pods");
-    fails("kubernetes {\n pods\n}", "needs an argument");
+    fails(
+        "kubernetes {\n pods\n}",
+        "2:7: plugin/kubernetes: missing argument",
+    );
     fails(
         "kubernetes {\n pods insecure verified\n}",
-        "takes one argument",
+        "2:16: plugin/kubernetes: unexpected argument 'verified' after 'pods'",
     );
 }
 
@@ -208,11 +221,11 @@ fn flag_options_take_no_arguments() {
     assert!(c.opts.endpoint_pod_names && c.opts.noendpoints);
     fails(
         "kubernetes {\n noendpoints ixnay on the endpointsay\n}",
-        "takes no arguments",
+        "2:14: plugin/kubernetes: unexpected argument 'ixnay' after 'noendpoints'",
     );
     fails(
         "kubernetes {\n endpoint_pod_names yes\n}",
-        "takes no arguments",
+        "unexpected argument 'yes' after 'endpoint_pod_names'",
     );
 }
 
@@ -227,7 +240,10 @@ fn ttl_option_range() {
         "ttl must be in range [0, 3600]",
     );
     fails("kubernetes {\n ttl five\n}", "ttl must be in range");
-    fails("kubernetes {\n ttl\n}", "needs an argument");
+    fails(
+        "kubernetes {\n ttl\n}",
+        "2:6: plugin/kubernetes: missing argument",
+    );
 }
 
 #[test]
@@ -298,7 +314,10 @@ fn api_client_options_are_validated() {
         (c.api.qps, c.api.burst, c.api.max_inflight),
         (Some(12.5), Some(20), Some(0))
     );
-    fails("kubernetes {\n endpoint\n}", "needs an argument");
+    fails(
+        "kubernetes {\n endpoint\n}",
+        "2:11: plugin/kubernetes: missing argument",
+    );
     fails(
         "kubernetes {\n tls cert key\n}",
         "tls needs exactly three arguments",
@@ -337,7 +356,10 @@ fn manifests_paths_are_relative_to_the_corefile() {
         ]
     );
     assert_eq!((location.line, location.column), (2, 2));
-    fails("kubernetes {\n manifests\n}", "needs an argument");
+    fails(
+        "kubernetes {\n manifests\n}",
+        "2:12: plugin/kubernetes: missing argument",
+    );
 }
 
 #[test]
@@ -396,12 +418,92 @@ fn api_client_options_are_checked_at_setup() {
 }
 
 #[test]
-fn setup_once_per_block() {
-    let d = directive("kubernetes");
-    let mut b = block();
-    setup(&mut Dispenser::new(&d), &mut b).unwrap();
-    let e = setup(&mut Dispenser::new(&d), &mut b).err().unwrap();
-    assert!(e.message.contains("only be used once per Server Block"));
+fn once_per_block_is_the_registry_s_rule() {
+    // The registry rejects a second `kubernetes` in a block before this setup runs.
+    let cf = crate::corefile::parse_str_with_env(
+        "cluster.local {\n  kubernetes\n  kubernetes\n}\n",
+        "Corefile",
+        Path::new("/nonexistent"),
+        &|_| None,
+    )
+    .unwrap();
+    let e = crate::config::Config::build(&cf, "Corefile", Path::new("/nonexistent"), 53)
+        .err()
+        .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "Corefile:3:3: plugin/kubernetes: this plugin can only be used once per Server Block"
+    );
+}
+
+/// Every property, through the real Corefile parser (nested blocks included): the snippet is
+/// the body of `.:53 { ... }`, line 2 onwards.
+#[test]
+fn every_property_and_every_misplaced_token() {
+    let cases: &[(&str, Result<(), &str>)] = &[
+        ("kubernetes cluster.local 10.0.0.0/24", Ok(())),
+        ("kubernetes {\n namespaces a b\n}", Ok(())),
+        ("kubernetes {\n namespace_labels a=b\n}", Ok(())),
+        ("kubernetes {\n labels a=b\n}", Ok(())),
+        ("kubernetes {\n pods verified\n}", Ok(())),
+        ("kubernetes {\n endpoint_pod_names\n}", Ok(())),
+        ("kubernetes {\n ttl 30\n}", Ok(())),
+        ("kubernetes {\n noendpoints\n}", Ok(())),
+        ("kubernetes {\n fallthrough in-addr.arpa\n}", Ok(())),
+        ("kubernetes {\n ignore empty_service\n}", Ok(())),
+        ("kubernetes {\n startup_timeout 2s\n}", Ok(())),
+        ("kubernetes {\n endpoint https://k:6443\n}", Ok(())),
+        ("kubernetes {\n tls c k ca\n}", Ok(())),
+        ("kubernetes {\n kubeconfig kc ctx\n}", Ok(())),
+        ("kubernetes {\n apiserver_qps 5\n}", Ok(())),
+        ("kubernetes {\n apiserver_burst 10\n}", Ok(())),
+        ("kubernetes {\n apiserver_max_inflight 10\n}", Ok(())),
+        ("kubernetes {\n manifests a.yaml\n}", Ok(())),
+        (
+            "kubernetes {\n ttl 30 {\n  bogus\n }\n}",
+            Err("Corefile:4:3: plugin/kubernetes: unexpected option block, 'ttl' takes none"),
+        ),
+        (
+            "kubernetes {\n noendpoints {\n }\n}",
+            Err(
+                "Corefile:3:2: plugin/kubernetes: unexpected option block, 'noendpoints' takes none",
+            ),
+        ),
+        (
+            "kubernetes {\n fallthrough {\n  x\n }\n}",
+            Err(
+                "Corefile:4:3: plugin/kubernetes: unexpected option block, 'fallthrough' takes none",
+            ),
+        ),
+        (
+            "kubernetes {\n startup_timeout 1s 2s\n}",
+            Err(
+                "Corefile:3:21: plugin/kubernetes: unexpected argument '2s' after 'startup_timeout'",
+            ),
+        ),
+        (
+            "kubernetes {\n startup_timeout\n}",
+            Err("Corefile:3:18: plugin/kubernetes: missing argument, expected a duration"),
+        ),
+        (
+            "kubernetes {\n apiserver_burst 1 2\n}",
+            Err("Corefile:3:20: plugin/kubernetes: unexpected argument '2'"),
+        ),
+        (
+            "kubernetes {\n bogus\n}",
+            Err("Corefile:3:2: plugin/kubernetes: unknown property 'bogus'"),
+        ),
+    ];
+    for (text, want) in cases {
+        let got = crate::plugin::test_support::parse_first(text, |d| {
+            parse(d, &block_zones(), Path::new("/etc/coredns"))
+        });
+        match (got, want) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err(w)) => assert!(e.starts_with(w), "{text:?}: got '{e}', want '{w}'"),
+            (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+        }
+    }
 }
 
 #[test]

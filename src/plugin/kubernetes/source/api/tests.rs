@@ -1,11 +1,12 @@
 //! The tracker fed with watch events directly: relists, moves, pods, sync state, serial.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::plugin::kubernetes::model::{
-    Endpoint, EndpointSlice, Namespace, Pod, Port, Service, ServiceKind,
+    Endpoint, EndpointSlice, Namespace, Object, Pod, Port, Service, ServiceKind,
 };
 
 const ALL: [Kind; 4] = [
@@ -313,7 +314,7 @@ fn errors_keep_the_index_and_skips_are_ignored() {
         );
         handle(&mut t, Msg::Skip, 11);
     }
-    assert_eq!(t.kinds[Kind::Service as usize].healthy, Some(false));
+    assert_eq!(t.healthy(Kind::Service), Some(false));
     assert_eq!(cluster_ips(&t, "ns", "a"), Some(vec![ip("10.0.0.1")]));
     // A failed relist (Init, then errors, then a new Init) does not lose the data either.
     handle(&mut t, Msg::Init(Kind::Service), 12);
@@ -327,7 +328,7 @@ fn errors_keep_the_index_and_skips_are_ignored() {
     );
     assert_eq!(cluster_ips(&t, "ns", "a"), Some(vec![ip("10.0.0.1")]));
     handle(&mut t, svc("ns", "b", "10.0.0.2"), 13);
-    assert_eq!(t.kinds[Kind::Service as usize].healthy, Some(true));
+    assert_eq!(t.healthy(Kind::Service), Some(true));
 }
 
 #[test]
