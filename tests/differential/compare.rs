@@ -134,7 +134,16 @@ pub(crate) fn decode(raw: Option<&[u8]>, exact_ttl: bool) -> Seen {
     let flags = raw.get(2..4).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let high = msg.edns.as_ref().map_or(0, |e| e.rcode_high());
     let rcode_value = (u16::from(high) << 4) | (flags & 0xf);
-    let rcode = format!("{}", hickory_proto::op::ResponseCode::from(high, (flags & 0xf) as u8));
+    let rcode = match rcode_value {
+        0 => "NOERROR".to_owned(),
+        1 => "FORMERR".to_owned(),
+        2 => "SERVFAIL".to_owned(),
+        3 => "NXDOMAIN".to_owned(),
+        4 => "NOTIMP".to_owned(),
+        5 => "REFUSED".to_owned(),
+        16 => "BADVERS".to_owned(),
+        n => format!("RCODE{n}"),
+    };
     let mut header = format!("opcode={} ", (flags >> 11) & 0xf);
     for (bit, name) in [
         (15, "qr"),
@@ -177,7 +186,7 @@ pub(crate) fn decode(raw: Option<&[u8]>, exact_ttl: bool) -> Seen {
         ),
         ttls,
         tc: flags & (1 << 9) != 0,
-        rcode: rcode.to_string(),
+        rcode,
     };
     let mut text = String::new();
     let _ = writeln!(text, "  header: {}  edns: {}", norm.header, norm.edns);
@@ -233,7 +242,8 @@ pub(crate) fn differences(theirs: &Seen, ours: &Seen, ttl_slack: u32) -> Vec<&'s
             }
             out
         }
-        (Seen::Timeout, Seen::Timeout) => Vec::new(),
+        // Two silent servers prove nothing: the tier counts it as a difference.
+        (Seen::Timeout, Seen::Timeout) => vec!["timeout (both)"],
         (Seen::Malformed { .. }, Seen::Malformed { .. }) => Vec::new(),
         (_, Seen::Malformed { .. }) => vec!["malformed (ours)"],
         (Seen::Malformed { .. }, _) => vec!["malformed (coredns)"],

@@ -36,7 +36,7 @@ const CI_SEEDS: &[u64] = &[1, 2];
 /// The seed that also runs clusterdns from manifests.
 const MANIFESTS_SEED: u64 = 1;
 const QUERIES: usize = 250;
-const SYNC: Duration = Duration::from_secs(60);
+const SYNC: Duration = Duration::from_secs(20);
 
 /// Known open difference classes: (substring of the class, issue, why). Keep it tight.
 const ALLOWED: &[(&str, &str, &str)] = &[];
@@ -245,7 +245,8 @@ async fn wait_synced(server: &Server, sentinel: &str) -> Result<(), String> {
     let deadline = Instant::now() + SYNC;
     loop {
         let raw = query::ask(server.addr, &q, 1).await;
-        if let Seen::Reply { norm, .. } = compare::decode(raw.as_deref(), true)
+        let seen = compare::decode(raw.as_deref(), true);
+        if let Seen::Reply { norm, .. } = &seen
             && norm.rcode == "NOERROR"
             && norm.answer.len() == 1
         {
@@ -253,8 +254,9 @@ async fn wait_synced(server: &Server, sentinel: &str) -> Result<(), String> {
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "{} does not answer {sentinel} A within {SYNC:?}\n{}",
+                "{} does not answer {sentinel} A within {SYNC:?}; last reply: {}\n{}",
                 server.name,
+                seen.describe(),
                 server.tail()
             ));
         }
@@ -344,6 +346,10 @@ async fn compare_set(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let slack = if set.caches { 1 } else { 0 };
     let mut tally = Tally::default();
+    // DIFF_TRACE=PATH appends every query with CoreDNS's reply (to see what is compared).
+    let mut trace = std::env::var_os("DIFF_TRACE").and_then(|p| {
+        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+    });
     for (i, q) in queries.iter().enumerate() {
         let id = u16::try_from(i % 60000).unwrap_or(0) + 100;
         let (a, b) = tokio::join!(query::ask(theirs.addr, q, id), query::ask(ours.addr, q, id));
@@ -351,6 +357,9 @@ async fn compare_set(
         let theirs_seen = compare::decode(a.as_deref(), exact);
         let ours_seen = compare::decode(b.as_deref(), exact);
         tally.compared += 1;
+        if let Some(trace) = trace.as_mut() {
+            let _ = writeln!(trace, "=== seed {seed} {label}: {q}\n{}", theirs_seen.describe());
+        }
         let fields = compare::differences(&theirs_seen, &ours_seen, slack);
         if fields.is_empty() {
             tally.same += 1;

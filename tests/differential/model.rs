@@ -91,20 +91,6 @@ impl Cluster {
     pub(crate) fn sentinel(&self) -> Option<&Svc> {
         self.services.iter().find(|s| s.name == "sentinel")
     }
-
-    /// Every endpoint and pod address.
-    pub(crate) fn workload_ips(&self) -> Vec<IpAddr> {
-        let mut out: Vec<IpAddr> = self
-            .services
-            .iter()
-            .flat_map(|s| s.slices.iter())
-            .flat_map(|sl| sl.endpoints.iter().map(|e| e.addr))
-            .collect();
-        out.extend(self.pods.iter().flat_map(|p| p.ips.iter().copied()));
-        out.sort();
-        out.dedup();
-        out
-    }
 }
 
 const WORDS: &[&str] = &[
@@ -199,7 +185,6 @@ pub(crate) fn generate(seed: u64) -> Cluster {
     }
     // Per-seed address block so endpoints and pods of seeds never collide.
     let block = u8::try_from(seed % 200).unwrap_or(0) + 1;
-    let mut next_host: u16 = 1;
     let block = if block == 96 { 97 } else { block };
     let mut next_host: u16 = 1;
     let mut fresh_ip = |v6: bool| -> IpAddr {
@@ -233,7 +218,22 @@ pub(crate) fn generate(seed: u64) -> Cluster {
             port: 80,
             protocol: "TCP",
         }],
-        slices: Vec::new(),
+        // One ready endpoint, so `ignore empty_service` keeps it.
+        slices: vec![Slice {
+            v6: false,
+            ports: vec![SvcPort {
+                name: "http".to_owned(),
+                port: 80,
+                protocol: "TCP",
+            }],
+            endpoints: vec![Ep {
+                addr: IpAddr::V4(Ipv4Addr::new(10, block, 255, 254)),
+                hostname: None,
+                pod: None,
+                ready: Some(true),
+                terminating: false,
+            }],
+        }],
         external: None,
         cluster_ips: Vec::new(),
     });
@@ -360,6 +360,33 @@ pub(crate) fn generate(seed: u64) -> Cluster {
             }
             cluster.services.push(svc);
         }
+    }
+    // Every seed has ExternalName Services of each flavour: in the zone, resolvable outside,
+    // unresolvable outside.
+    let mut forced: Vec<String> = vec!["external.test".to_owned(), "missing.test".to_owned()];
+    if let Some(t) = in_zone_targets.first() {
+        forced.push(t.clone());
+    }
+    for (i, target) in forced.into_iter().enumerate() {
+        let ns = namespaces[(i + 1) % namespaces.len()].clone();
+        cluster.services.push(Svc {
+            ns,
+            name: format!("ext{i}"),
+            kind: Kind::ExternalName,
+            labelled: true,
+            ports: if i == 0 {
+                vec![SvcPort {
+                    name: "http".to_owned(),
+                    port: 80,
+                    protocol: "TCP",
+                }]
+            } else {
+                Vec::new()
+            },
+            slices: Vec::new(),
+            external: Some(target),
+            cluster_ips: Vec::new(),
+        });
     }
     // Standalone pods, some dual-stack.
     for _ in 0..rng.random_range(2..=5) {

@@ -155,19 +155,32 @@ pub(crate) fn generate(seed: u64, cluster: &Cluster, count: usize) -> Vec<Q> {
         pool.push((base.clone(), kind, any));
         pool.push((base.clone(), kind, SRV));
         pool.push((format!("{}x.{}.svc.{ZONE}", svc.name, svc.ns), "near-svc", any));
-        pool.push((format!("a.b.{base}"), "below-svc", any));
-        pool.push((format!("zz.{base}"), "below-svc", any));
+        let below = if svc.kind == Kind::ExternalName {
+            "below-externalname"
+        } else {
+            "below-svc"
+        };
+        pool.push((format!("a.b.{base}"), below, any));
+        pool.push((format!("zz.{base}"), below, any));
         pool.push((format!("{}.svc.{ZONE}", svc.name), "too-short", any));
         for p in &svc.ports {
             let pname = if p.name.is_empty() { "x" } else { &p.name };
             let proto = p.protocol.to_ascii_lowercase();
-            pool.push((format!("_{pname}._{proto}.{base}"), "srv", SRV));
-            pool.push((format!("_{pname}._{proto}.{base}"), "srv", any));
+            let srv = if svc.kind == Kind::ExternalName {
+                "srv-externalname"
+            } else {
+                "srv"
+            };
+            pool.push((format!("_{pname}._{proto}.{base}"), srv, SRV));
+            pool.push((format!("_{pname}._{proto}.{base}"), srv, any));
             pool.push((format!("_{proto}.{base}"), "srv-short", SRV));
             pool.push((format!("x._{pname}._{proto}.{base}"), "srv-long", SRV));
             pool.push((format!("_{pname}._udp.{base}"), "srv-miss", SRV));
         }
         pool.push((format!("_nope._tcp.{base}"), "srv-miss", SRV));
+        if svc.kind == Kind::ExternalName {
+            pool.push((format!("_http._tcp.{base}"), "srv-externalname", SRV));
+        }
         for ip in &svc.cluster_ips {
             pool.push((reverse(*ip), "ptr-svc", PTR));
         }
@@ -208,9 +221,19 @@ pub(crate) fn generate(seed: u64, cluster: &Cluster, count: usize) -> Vec<Q> {
     pool.push((format!("not-an-ip.{ns0}.pod.{ZONE}"), "pod-bad", ADDR));
     pool.push(("9.9.9.10.in-addr.arpa.".to_owned(), "ptr-unknown", PTR));
 
+    // Draw a kind of name first, then a name of that kind: rare kinds (the apex, ExternalName)
+    // get as many queries as the numerous ones (endpoints).
+    let mut kinds: Vec<&'static str> = pool.iter().map(|(_, k, _)| *k).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
-        let Some((name, kind, prefer)) = pool.choose(&mut rng) else {
+        let Some(kind) = kinds.choose(&mut rng).copied() else {
+            break;
+        };
+        let of_kind: Vec<&(String, &'static str, &'static [RecordType])> =
+            pool.iter().filter(|(_, k, _)| *k == kind).collect();
+        let Some((name, kind, prefer)) = of_kind.choose(&mut rng).copied() else {
             break;
         };
         let qtype = if rng.random_bool(0.7) {
