@@ -131,7 +131,9 @@ pub(crate) fn decode(raw: Option<&[u8]>, exact_ttl: bool) -> Seen {
             };
         }
     };
-    let flags = raw.get(2..4).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let flags = raw
+        .get(2..4)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let high = msg.edns.as_ref().map_or(0, |e| e.rcode_high());
     let rcode_value = (u16::from(high) << 4) | (flags & 0xf);
     let rcode = match rcode_value {
@@ -223,20 +225,37 @@ pub(crate) fn differences(theirs: &Seen, ours: &Seen, ttl_slack: u32) -> Vec<&'s
             if a.question != b.question {
                 out.push("question");
             }
-            if a.answer != b.answer {
-                out.push("answer");
-            }
-            if a.authority != b.authority {
-                out.push("authority");
-            }
-            if a.additional != b.additional {
-                out.push("additional");
+            let lower = |v: &[String]| {
+                let mut l: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
+                l.sort();
+                l
+            };
+            for (name, x, y) in [
+                ("answer", &a.answer, &b.answer),
+                ("authority", &a.authority, &b.authority),
+                ("additional", &a.additional, &b.additional),
+            ] {
+                if x != y {
+                    // Same records but for the letter case of names: its own class.
+                    out.push(if lower(x) == lower(y) {
+                        match name {
+                            "answer" => "answer letter case",
+                            "authority" => "authority letter case",
+                            _ => "additional letter case",
+                        }
+                    } else {
+                        name
+                    });
+                }
             }
             if a.edns != b.edns {
                 out.push("edns");
             }
             let ttl_ok = a.ttls.len() == b.ttls.len()
-                && a.ttls.iter().zip(&b.ttls).all(|(x, y)| x.abs_diff(*y) <= ttl_slack);
+                && a.ttls
+                    .iter()
+                    .zip(&b.ttls)
+                    .all(|(x, y)| x.abs_diff(*y) <= ttl_slack);
             if !ttl_ok && out.is_empty() {
                 out.push("ttl");
             }

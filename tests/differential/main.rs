@@ -38,8 +38,14 @@ const MANIFESTS_SEED: u64 = 1;
 const QUERIES: usize = 250;
 const SYNC: Duration = Duration::from_secs(20);
 
-/// Known open difference classes: (substring of the class, issue, why). Keep it tight.
-const ALLOWED: &[(&str, &str, &str)] = &[];
+/// Known open difference classes: (parts that must all occur in the class, issue, why). Keep it
+/// tight; the summary prints the count of each.
+const ALLOWED: &[(&[&str], &str, &str)] = &[(
+    &["[kubeadm", "letter case"],
+    "issue 12 (cache plugin, not lookup)",
+    "a cache hit in CoreDNS keeps the owner-name letter case of the query that filled the \
+         entry; ours rewrites owner names to the current query's case (only with cache)",
+)];
 
 fn coredns_binary() -> PathBuf {
     let cache = std::env::var_os("CLUSTERDNS_E2E_CACHE").map_or_else(
@@ -50,7 +56,10 @@ fn coredns_binary() -> PathBuf {
         PathBuf::from,
     );
     let bin = cache.join("bin/coredns");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/differential/build-coredns.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/differential/build-coredns.sh"
+    );
     // The script is idempotent (a stamp file): it returns at once when the binary is current.
     let status = Command::new("bash").arg(script).status();
     match status {
@@ -147,7 +156,10 @@ fn option_sets(cluster: &model::Cluster, upstream: SocketAddr) -> Vec<OptionSet>
         set("pods-insecure", &["pods insecure"]),
         set("pods-disabled", &[]),
         set("pods-verified", &["pods verified"]),
-        set("endpoint_pod_names", &["pods insecure", "endpoint_pod_names"]),
+        set(
+            "endpoint_pod_names",
+            &["pods insecure", "endpoint_pod_names"],
+        ),
         set("ignore-empty_service", &["ignore empty_service"]),
         OptionSet {
             name: "namespaces".to_owned(),
@@ -283,7 +295,7 @@ struct Run {
 fn allowed(class: &str) -> Option<&'static str> {
     ALLOWED
         .iter()
-        .find(|(pattern, _, _)| class.contains(pattern))
+        .find(|(parts, _, _)| parts.iter().all(|p| class.contains(p)))
         .map(|(_, issue, _)| *issue)
 }
 
@@ -304,7 +316,10 @@ async fn compare_set(
     for side in ["coredns", "clusterdns"] {
         std::fs::create_dir_all(dir.join(side)).unwrap_or_else(|e| panic!("mkdir: {e}"));
     }
-    let kubeconfig = format!("kubeconfig {}", stack_dir.join("coredns.kubeconfig").display());
+    let kubeconfig = format!(
+        "kubeconfig {}",
+        stack_dir.join("coredns.kubeconfig").display()
+    );
     let ours_source = manifests.map_or_else(
         || kubeconfig.clone(),
         |p| format!("manifests {}", p.display()),
@@ -348,7 +363,11 @@ async fn compare_set(
     let mut tally = Tally::default();
     // DIFF_TRACE=PATH appends every query with CoreDNS's reply (to see what is compared).
     let mut trace = std::env::var_os("DIFF_TRACE").and_then(|p| {
-        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
     });
     for (i, q) in queries.iter().enumerate() {
         let id = u16::try_from(i % 60000).unwrap_or(0) + 100;
@@ -358,21 +377,32 @@ async fn compare_set(
         let ours_seen = compare::decode(b.as_deref(), exact);
         tally.compared += 1;
         if let Some(trace) = trace.as_mut() {
-            let _ = writeln!(trace, "=== seed {seed} {label}: {q}\n{}", theirs_seen.describe());
+            let _ = writeln!(
+                trace,
+                "=== seed {seed} {label}: {q}\n{}",
+                theirs_seen.describe()
+            );
         }
         let fields = compare::differences(&theirs_seen, &ours_seen, slack);
         if fields.is_empty() {
             tally.same += 1;
             continue;
         }
-        let class = format!("[{}] {}", set.name, compare::class(q, &fields, &theirs_seen, &ours_seen));
+        let class = format!(
+            "[{}] {}",
+            set.name,
+            compare::class(q, &fields, &theirs_seen, &ours_seen)
+        );
         let report = format!(
             "seed {seed}, option set {label}: {q}\n differs in {}\n class: {class}\n coredns: {}\n ours: {}",
             fields.join(", "),
             theirs_seen.describe(),
             ours_seen.describe()
         );
-        let entry = run.classes.entry(class.clone()).or_insert((0, report.clone()));
+        let entry = run
+            .classes
+            .entry(class.clone())
+            .or_insert((0, report.clone()));
         entry.0 += 1;
         if allowed(&class).is_some() {
             tally.allowed += 1;

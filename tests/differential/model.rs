@@ -146,7 +146,9 @@ fn ports(rng: &mut StdRng, min: usize) -> Vec<SvcPort> {
     for _ in 0..n {
         let idx = rng.random_range(0..names.len());
         let pname = names.remove(idx);
-        let port = *[53u16, 80, 443, 8080, 9153, 5000].choose(rng).unwrap_or(&80);
+        let port = *[53u16, 80, 443, 8080, 9153, 5000]
+            .choose(rng)
+            .unwrap_or(&80);
         let protocol = PROTOCOLS.choose(rng).copied().unwrap_or("TCP");
         if out.iter().any(|p| p.port == port && p.protocol == protocol) {
             continue;
@@ -573,7 +575,11 @@ pub(crate) async fn export_yaml(client: &Client, cluster: &Cluster) -> Result<St
     Ok(docs.join("---\n"))
 }
 
-fn to_yaml<T: serde::Serialize>(api_version: &str, kind: &str, object: &T) -> Result<String, String> {
+fn to_yaml<T: serde::Serialize>(
+    api_version: &str,
+    kind: &str,
+    object: &T,
+) -> Result<String, String> {
     let mut value = serde_json::to_value(object).map_err(|e| e.to_string())?;
     value["apiVersion"] = json!(api_version);
     value["kind"] = json!(kind);

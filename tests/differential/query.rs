@@ -117,7 +117,7 @@ fn reverse(ip: IpAddr) -> String {
 
 /// The queries of one seed (a fixed number drawn from a pool of names).
 pub(crate) fn generate(seed: u64, cluster: &Cluster, count: usize) -> Vec<Q> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_d1ff);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_d1ff);
     // (name, kind, qtypes to prefer)
     let mut pool: Vec<(String, &'static str, &'static [RecordType])> = Vec::new();
     const ADDR: &[RecordType] = &[RecordType::A, RecordType::AAAA];
@@ -128,7 +128,11 @@ pub(crate) fn generate(seed: u64, cluster: &Cluster, count: usize) -> Vec<Q> {
     pool.push((ZONE.to_owned(), "apex", &[RecordType::NS, RecordType::SOA]));
     pool.push((format!("ns.dns.{ZONE}"), "ns.dns", ADDR));
     pool.push((format!("ns.dns.{ZONE}"), "ns.dns", any));
-    pool.push((format!("dns-version.{ZONE}"), "dns-version", &[RecordType::TXT]));
+    pool.push((
+        format!("dns-version.{ZONE}"),
+        "dns-version",
+        &[RecordType::TXT],
+    ));
     pool.push((format!("dns.{ZONE}"), "near-apex", any));
     pool.push((format!("svc.{ZONE}"), "svc-node", any));
     pool.push((format!("pod.{ZONE}"), "pod-node", any));
@@ -154,7 +158,11 @@ pub(crate) fn generate(seed: u64, cluster: &Cluster, count: usize) -> Vec<Q> {
         pool.push((base.clone(), kind, ADDR));
         pool.push((base.clone(), kind, any));
         pool.push((base.clone(), kind, SRV));
-        pool.push((format!("{}x.{}.svc.{ZONE}", svc.name, svc.ns), "near-svc", any));
+        pool.push((
+            format!("{}x.{}.svc.{ZONE}", svc.name, svc.ns),
+            "near-svc",
+            any,
+        ));
         let below = if svc.kind == Kind::ExternalName {
             "below-externalname"
         } else {

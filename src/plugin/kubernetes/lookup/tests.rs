@@ -873,7 +873,10 @@ fn external_name_compose_follows_upstream_result() {
 #[test]
 fn srv_and_port_names_below_external_name_are_nxdomain() {
     let w = world();
-    assert_nxdomain(&w.ask("_http._tcp.ext.testns.svc.cluster.local.", QSRV), SOA);
+    assert_nxdomain(
+        &w.ask("_http._tcp.ext.testns.svc.cluster.local.", QSRV),
+        SOA,
+    );
     assert_nxdomain(&w.ask("_http._tcp.ext.testns.svc.cluster.local.", A), SOA);
     assert_nxdomain(&w.ask("a.b.ext.testns.svc.cluster.local.", QTXT), SOA);
     assert_nxdomain(&w.ask("a.b.ext.testns.svc.cluster.local.", A), SOA);
@@ -895,7 +898,10 @@ fn ns_dns_in_other_letter_case_is_an_ordinary_name() {
         w.ask("NS.dns.cluster.local.", AAAA).rcode,
         ResponseCode::NXDomain
     );
-    assert_eq!(w.ask("Ns.Dns.cluster.local.", A).rcode, ResponseCode::NXDomain);
+    assert_eq!(
+        w.ask("Ns.Dns.cluster.local.", A).rcode,
+        ResponseCode::NXDomain
+    );
 }
 
 #[test]
