@@ -192,10 +192,11 @@ pub(crate) fn name_error(rcode: ResponseCode, soa: Record) -> Answer {
 
 /// Compose an ExternalName answer from the upstream's result (spec §2.5): the CNAMEs first, then
 /// the upstream's answer records (its NXDOMAIN still gives NOERROR with the CNAMEs), TC carried
-/// over; an upstream failure gives NODATA without the CNAMEs.
+/// over; an upstream failure (no `forward`, SERVFAIL, timeout) gives the CNAMEs alone, as
+/// CoreDNS does.
 pub(crate) fn compose_external<E>(
     cnames: Vec<Record>,
-    soa: Record,
+    _soa: Record,
     upstream: Result<Answer, E>,
 ) -> Answer {
     let mut answer = Answer::authoritative(ResponseCode::NoError);
@@ -215,7 +216,7 @@ pub(crate) fn compose_external<E>(
                 }
             }
         }
-        Err(_) => answer.authorities.push(soa),
+        Err(_) => answer.answers = cnames,
     }
     answer
 }
@@ -375,11 +376,18 @@ impl<'a> Lookup<'a> {
         labels.next() == Some(label) && labels.next().is_none()
     }
 
+    /// QUIRK: CoreDNS compares the query name with `ns.dns.<zone>` case-sensitively, so
+    /// `NS.dns.<zone>` is an ordinary (non-existent) name.
     fn is_default_ns(&self) -> bool {
         let mut labels = self.base_labels();
         labels.next() == Some(b"dns".as_slice())
             && labels.next() == Some(b"ns".as_slice())
             && labels.next().is_none()
+            && self
+                .q
+                .name
+                .iter()
+                .all(|label| !label.iter().any(u8::is_ascii_uppercase))
     }
 
     /// "Exposed" namespace (spec §7.4): allowed by `namespaces` and present in the cache.
@@ -475,7 +483,10 @@ impl<'a> Lookup<'a> {
                 let Some(target) = target else {
                     return Err(NameError);
                 };
-                if !r.endpoint.is_empty() {
+                // Nothing exists below an ExternalName: `a.<svc>`, `a.b.<svc>` and
+                // `_port._proto.<svc>` are NXDOMAIN for every qtype (CoreDNS 1.14.7,
+                // differential tier).
+                if !r.endpoint.is_empty() || !r.port.is_empty() || !r.protocol.is_empty() {
                     return Err(NameError);
                 }
                 entries.push(Entry {

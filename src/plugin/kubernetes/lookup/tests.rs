@@ -863,11 +863,45 @@ fn external_name_compose_follows_upstream_result() {
     assert_eq!(composed.answers, vec![cname.clone(), a]);
     assert!(composed.truncated);
     assert_eq!(composed.answers[1].ttl, 300, "upstream TTLs are kept");
-    // Upstream error: NODATA without the CNAME.
-    let composed = compose_external(vec![cname], soa.clone(), Err("timeout"));
+    // Upstream error (no forward, SERVFAIL, timeout): the CNAME alone, no SOA (CoreDNS).
+    let composed = compose_external(vec![cname.clone()], soa, Err("timeout"));
     assert_eq!(composed.rcode, ResponseCode::NoError);
-    assert!(composed.answers.is_empty());
-    assert_eq!(composed.authorities, vec![soa]);
+    assert_eq!(composed.answers, vec![cname]);
+    assert!(composed.authorities.is_empty());
+}
+
+#[test]
+fn srv_and_port_names_below_external_name_are_nxdomain() {
+    let w = world();
+    assert_nxdomain(
+        &w.ask("_http._tcp.ext.testns.svc.cluster.local.", QSRV),
+        SOA,
+    );
+    assert_nxdomain(&w.ask("_http._tcp.ext.testns.svc.cluster.local.", A), SOA);
+    assert_nxdomain(&w.ask("a.b.ext.testns.svc.cluster.local.", QTXT), SOA);
+    assert_nxdomain(&w.ask("a.b.ext.testns.svc.cluster.local.", A), SOA);
+    // The service name itself still exists.
+    assert_nodata(&w.ask("ext.testns.svc.cluster.local.", QSRV), SOA);
+}
+
+#[test]
+fn ns_dns_in_other_letter_case_is_an_ordinary_name() {
+    let mut w = world();
+    w.self_ips = vec![ip("192.0.2.53")];
+    assert_answer(
+        &w.ask("ns.dns.cluster.local.", A),
+        &["ns.dns.cluster.local. 5 IN A 192.0.2.53"],
+    );
+    assert_nodata(&w.ask("ns.dns.cluster.local.", AAAA), SOA);
+    // CoreDNS matches `ns.dns.<zone>` case-sensitively: other cases are NXDOMAIN.
+    assert_eq!(
+        w.ask("NS.dns.cluster.local.", AAAA).rcode,
+        ResponseCode::NXDomain
+    );
+    assert_eq!(
+        w.ask("Ns.Dns.cluster.local.", A).rcode,
+        ResponseCode::NXDomain
+    );
 }
 
 #[test]
@@ -1174,8 +1208,8 @@ fn ns_with_noendpoints_falls_back_to_ns_dns() {
 fn ns_dns_name_answers_the_ns_addresses() {
     let w = world();
     assert_answer(
-        &w.ask("NS.dns.cluster.local.", A),
-        &["NS.dns.cluster.local. 5 IN A 10.96.0.10"],
+        &w.ask("ns.dns.cluster.local.", A),
+        &["ns.dns.cluster.local. 5 IN A 10.96.0.10"],
     );
     assert_nodata(&w.ask("ns.dns.cluster.local.", AAAA), SOA);
     assert_nxdomain(&w.ask("ns.dns.cluster.local.", QTXT), SOA);
