@@ -170,7 +170,8 @@ fn doctor(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     // The report is on stdout; plugins' own warnings go to stderr.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)

@@ -47,8 +47,7 @@ pub(crate) async fn serve(
         mut usr1,
     } = signals;
     let signal_name = loop {
-        let next_check = running
-            .reload_config()
+        let next_check = super::reload::schedule(running.config())
             .map(|r| next_delay(&r, rand::random::<f64>()));
         let tick = async {
             match next_check {

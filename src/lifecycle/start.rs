@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::reload::ReloadConfig;
 use crate::Error;
 use crate::config::Config;
 use crate::plugin::{Endpoints, PluginError, StartContext};
@@ -55,9 +54,9 @@ impl Running {
             .collect()
     }
 
-    /// The `reload` schedule of the configuration serving now.
-    pub(crate) fn reload_config(&self) -> Option<ReloadConfig> {
-        super::reload::schedule(&self.config)
+    /// The configuration serving now (its `reload` schedule is read by the shutdown loop).
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The lame-duck delay of the configuration serving now (zero without one).

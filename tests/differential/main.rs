@@ -16,12 +16,12 @@
 mod cluster;
 mod compare;
 mod model;
-mod query;
-#[path = "../common/upstream.rs"]
-mod upstream;
 #[path = "../support/peers.rs"]
 #[allow(dead_code)]
 mod peers;
+mod query;
+#[path = "../common/upstream.rs"]
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
