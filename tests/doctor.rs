@@ -8,7 +8,6 @@
 #[allow(dead_code)]
 mod cluster;
 #[path = "support/peers.rs"]
-#[allow(dead_code)]
 mod peers;
 #[path = "common/upstream.rs"]
 mod upstream;

@@ -17,7 +17,6 @@ mod cluster;
 mod compare;
 mod model;
 #[path = "../support/peers.rs"]
-#[allow(dead_code)]
 mod peers;
 mod query;
 #[path = "../common/upstream.rs"]
