@@ -133,7 +133,7 @@ async fn edns_is_mirrored() {
     let cases = [
         (Some(1232), true, Some(1232)),
         (Some(4096), false, Some(4096)),
-        (Some(8192), false, Some(4096)),
+        (Some(8192), false, Some(8192)),
         (Some(100), false, Some(512)),
         (None, false, None),
     ];

@@ -65,7 +65,7 @@ fn canonical(src: SocketAddr) -> SocketAddr {
 
 async fn handle<T: Transmit>(router: &Router, request: &Request, out: &mut T) {
     let edns = reply::mirror_edns(request.edns.as_ref());
-    let edns = edns.as_ref();
+
     if request.metadata.op_code != OpCode::Query {
         reply::send_rcode(request, out, ResponseCode::NotImp, edns, true).await;
         return;

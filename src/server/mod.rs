@@ -8,6 +8,7 @@ mod reply;
 mod router;
 mod tcp;
 mod udp;
+mod wire;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -1,34 +1,33 @@
-//! Turns a plugin chain's result into the wire reply: header flags, question echo, EDNS OPT
-//! mirroring (which also sets hickory's UDP size limit and so truncation), rcode for errors.
-//! The only place that knows the reply's wire shape.
+//! Turns a plugin chain's result into the wire reply: header flags, question echo, the EDNS OPT
+//! record (mirrored from the request as CoreDNS does), rcode for errors, and the size limit of
+//! the transport. The only place that knows the reply's wire shape; `wire` packs it.
 
 use std::future::Future;
 use std::io;
 
-use hickory_proto::ProtoError;
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, ResponseCode};
+use hickory_proto::op::{Edns, Header, Metadata, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::server::Request;
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 use tracing::debug;
 
+use super::wire::{self, Message, ReplyOpt};
 use crate::plugin::{Answer, PluginError, Transport};
 
-/// Largest UDP payload we answer with. Clients may advertise up to 65535, but hickory receives
-/// UDP into 4096-byte buffers and large datagrams fragment; 4096 is also what CoreDNS's own
-/// clients (and most resolvers) advertise. Below 512 counts as 512 (RFC 6891 §6.2.5).
-pub(crate) const MAX_UDP_PAYLOAD: u16 = 4096;
+/// Largest UDP payload a reply may take, whatever the client advertises: the most an IPv4 UDP
+/// datagram can carry (65535 - 20 - 8). CoreDNS uses the advertised size as it is, and fails to
+/// send a larger reply at all.
+pub(crate) const MAX_UDP_PAYLOAD: u16 = 65_507;
+/// Smallest UDP limit: a client without EDNS, or one advertising less (RFC 6891 §6.2.5).
+const MIN_UDP_PAYLOAD: u16 = 512;
 
-/// The OPT record of the reply: present iff the request had one; same UDP size clamped to
-/// [512, MAX_UDP_PAYLOAD], DO copied, version 0, other flags and options cleared.
-pub(crate) fn mirror_edns(request: Option<&Edns>) -> Option<Edns> {
-    request.map(|req| {
-        let mut edns = Edns::new();
-        edns.set_max_payload(req.max_payload().clamp(512, MAX_UDP_PAYLOAD));
-        edns.set_dnssec_ok(req.flags().dnssec_ok);
-        edns.set_version(0);
-        edns
+/// The OPT record of the reply, as CoreDNS's `SizeAndDo` makes it: present iff the request had
+/// one; the request's UDP size, DO copied, version 0, and the request's NSID, EXPIRE, COOKIE,
+/// TCP-KEEPALIVE and PADDING options echoed.
+pub(crate) fn mirror_edns(request: Option<&Edns>) -> Option<ReplyOpt<'_>> {
+    request.map(|req| ReplyOpt {
+        udp_size: req.max_payload(),
+        dnssec_ok: req.flags().dnssec_ok,
+        echo: Some(req.options()),
     })
 }
 
@@ -48,7 +47,7 @@ pub(crate) async fn send_result<T: Transmit>(
     request: &Request,
     out: &mut T,
     result: &Result<Answer, PluginError>,
-    edns: Option<&Edns>,
+    edns: Option<ReplyOpt<'_>>,
 ) -> Option<usize> {
     let answer = match result {
         Ok(answer) => answer,
@@ -60,18 +59,15 @@ pub(crate) async fn send_result<T: Transmit>(
     metadata.recursion_available = answer.recursion_available;
     metadata.authentic_data = answer.authentic_data;
     metadata.truncation = answer.truncated;
-    let mut builder = MessageResponseBuilder::new(&request.queries, None);
-    if let Some(edns) = edns {
-        builder.edns(edns);
-    }
-    let response = builder.build(
+    let message = Message {
         metadata,
-        answer.answers.iter(),
-        answer.authorities.iter(),
-        std::iter::empty(),
-        answer.additionals.iter(),
-    );
-    send(out, response, metadata).await
+        questions: request.queries.queries(),
+        answers: &answer.answers,
+        authorities: &answer.authorities,
+        additionals: &answer.additionals,
+        opt: edns,
+    };
+    send(out, &message).await
 }
 
 /// Sends an empty reply with `rcode`; the question is echoed only when `echo_question`.
@@ -80,99 +76,84 @@ pub(crate) async fn send_rcode<T: Transmit>(
     request: &Request,
     out: &mut T,
     rcode: ResponseCode,
-    edns: Option<&Edns>,
+    edns: Option<ReplyOpt<'_>>,
     echo_question: bool,
 ) -> Option<usize> {
-    // Reading zero questions from an empty buffer cannot fail; were it to, the question is echoed.
-    let empty = (!echo_question)
-        .then(|| Queries::read(&mut BinDecoder::new(&[]), 0).ok())
-        .flatten();
-    let queries = empty.as_ref().unwrap_or(&request.queries);
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = rcode;
-    let mut builder = MessageResponseBuilder::new(queries, None);
-    if let Some(edns) = edns {
-        builder.edns(edns);
-    }
-    let response = builder.build_no_records(metadata);
-    send(out, response, metadata).await
+    let questions = if echo_question {
+        request.queries.queries()
+    } else {
+        &[]
+    };
+    let message = Message {
+        metadata,
+        questions,
+        answers: NO_RECORDS,
+        authorities: NO_RECORDS,
+        additionals: NO_RECORDS,
+        opt: edns,
+    };
+    send(out, &message).await
 }
 
-/// Encodes `response` once, with the size limit of `out`'s transport, and sends it.
-async fn send<'a, T: Transmit>(
-    out: &mut T,
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    metadata: Metadata,
-) -> Option<usize> {
-    let wire = match encode(out.transport(), response, metadata) {
-        Ok(wire) => wire,
-        Err(error) => {
-            debug!(%error, id = metadata.id, "failed to encode reply");
-            return None;
-        }
-    };
-    match out.transmit(&wire).await {
-        Ok(()) => Some(wire.len()),
-        Err(error) => {
-            // The client is gone or the socket failed; nothing else to do for this query.
-            debug!(%error, id = metadata.id, "failed to send reply");
-            None
-        }
-    }
-}
-
-/// The reply's wire form. UDP: within the client's size (hickory's encoder truncates and sets
-/// TC). TCP: up to 64 KiB; a reply that cannot be encoded becomes a bare SERVFAIL, as hickory's
-/// TCP server answers.
-fn encode<'a>(
-    transport: Transport,
-    response: MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    metadata: Metadata,
-) -> Result<Vec<u8>, ProtoError> {
-    let max = match transport {
-        Transport::Udp => response.edns().map_or(512, |edns| edns.max_payload()),
-        Transport::Tcp => u16::MAX,
-    };
-    let mut wire = Vec::with_capacity(512);
-    let mut encoder = BinEncoder::new(&mut wire);
-    encoder.set_max_size(max);
-    match (response.destructive_emit(&mut encoder), transport) {
-        (Ok(_), _) => Ok(wire),
-        (Err(error), Transport::Udp) => Err(error),
-        (Err(error), Transport::Tcp) => {
-            debug!(%error, id = metadata.id, "TCP reply too large, sending SERVFAIL");
-            let mut failed = Metadata::new(metadata.id, MessageType::Response, metadata.op_code);
-            failed.response_code = ResponseCode::ServFail;
-            wire.clear();
-            Header {
-                metadata: failed,
-                counts: HeaderCounts::default(),
-            }
-            .emit(&mut BinEncoder::new(&mut wire))?;
-            Ok(wire)
-        }
-    }
-}
+const NO_RECORDS: &[Record] = &[];
 
 /// FORMERR to a request whose header could be read but not its body (no question echoed).
 pub(crate) async fn send_formerr<T: Transmit>(out: &mut T, header: &Header) -> Option<usize> {
-    // Reading zero questions from an empty buffer cannot fail.
-    let empty = Queries::read(&mut BinDecoder::new(&[]), 0).ok()?;
-    let response = MessageResponseBuilder::new(&empty, None)
-        .error_msg(&header.metadata, ResponseCode::FormErr);
-    send(out, response, header.metadata).await
+    let mut metadata = Metadata::response_from_request(&header.metadata);
+    metadata.response_code = ResponseCode::FormErr;
+    let message = Message {
+        metadata,
+        questions: &[],
+        answers: NO_RECORDS,
+        authorities: NO_RECORDS,
+        additionals: NO_RECORDS,
+        opt: None,
+    };
+    send(out, &message).await
+}
+
+/// The size limit of a reply: TCP 65535; UDP the client's OPT size (at least 512, at most
+/// `MAX_UDP_PAYLOAD`), 512 without EDNS.
+fn limit(transport: Transport, opt: Option<&ReplyOpt<'_>>) -> usize {
+    match transport {
+        Transport::Tcp => usize::from(u16::MAX),
+        Transport::Udp => usize::from(
+            opt.map_or(MIN_UDP_PAYLOAD, |o| o.udp_size)
+                .clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
+        ),
+    }
+}
+
+/// Packs `message` once, within the size limit of `out`'s transport, and sends it.
+async fn send<T: Transmit>(out: &mut T, message: &Message<'_>) -> Option<usize> {
+    let mut bytes = Vec::with_capacity(512);
+    let limit = limit(out.transport(), message.opt.as_ref());
+    if let Err(error) = wire::pack(message, limit, &mut bytes) {
+        // A record that cannot be written at all: SERVFAIL, question and OPT kept.
+        debug!(%error, id = message.metadata.id, "failed to encode reply, sending SERVFAIL");
+        let mut metadata = message.metadata;
+        metadata.response_code = ResponseCode::ServFail;
+        metadata.truncation = false;
+        let failed = Message {
+            metadata,
+            answers: NO_RECORDS,
+            authorities: NO_RECORDS,
+            additionals: NO_RECORDS,
+            ..*message
+        };
+        if let Err(error) = wire::pack(&failed, limit, &mut bytes) {
+            debug!(%error, id = message.metadata.id, "failed to encode SERVFAIL");
+            return None;
+        }
+    }
+    match out.transmit(&bytes).await {
+        Ok(()) => Some(bytes.len()),
+        Err(error) => {
+            // The client is gone or the socket failed; nothing else to do for this query.
+            debug!(%error, id = message.metadata.id, "failed to send reply");
+            None
+        }
+    }
 }
