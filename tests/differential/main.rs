@@ -49,16 +49,6 @@ const ALLOWED: &[(&[&str], &str, &str)] = &[
         "a cache hit in CoreDNS keeps the owner-name letter case of the query that filled the \
          entry; ours rewrites owner names to the current query's case (only with cache)",
     ),
-    (
-        &["size: tc"],
-        "issue 12 (truncation, src/server/reply.rs: owned by another helper)",
-        "CoreDNS fits the answer and drops additionals that do not fit (no TC); ours sets TC",
-    ),
-    (
-        &["SRV: answer: coredns NOERROR TC answer / ours NOERROR TC answer"],
-        "issue 12 (truncation, src/server/reply.rs: owned by another helper)",
-        "both truncate, but a different number of answer records survives",
-    ),
 ];
 
 fn coredns_binary() -> PathBuf {

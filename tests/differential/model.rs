@@ -307,7 +307,15 @@ pub(crate) fn generate(seed: u64) -> Cluster {
                     },
                     endpoints: Vec::new(),
                 };
-                for _ in 0..rng.random_range(0..=4) {
+                // Now and then a wide headless slice, so replies of every size class (and
+                // truncation at 512/1232/4096 bytes) are compared too.
+                let wide = kind == Kind::Headless && rng.random_bool(0.25);
+                let count = if wide {
+                    rng.random_range(15..=90)
+                } else {
+                    rng.random_range(0..=4)
+                };
+                for _ in 0..count {
                     let addr = if rng.random_bool(0.1) {
                         // Shared by two services sometimes (PTR with several names).
                         cluster
