@@ -42,14 +42,12 @@ const SYNC: Duration = Duration::from_secs(20);
 
 /// Known open difference classes: (parts that must all occur in the class, issue, why). Keep it
 /// tight; the summary prints the count of each.
-const ALLOWED: &[(&[&str], &str, &str)] = &[
-    (
-        &["[kubeadm", "letter case"],
-        "issue 12 (cache plugin, not lookup)",
-        "a cache hit in CoreDNS keeps the owner-name letter case of the query that filled the \
+const ALLOWED: &[(&[&str], &str, &str)] = &[(
+    &["[kubeadm", "letter case"],
+    "issue 12 (cache plugin, not lookup)",
+    "a cache hit in CoreDNS keeps the owner-name letter case of the query that filled the \
          entry; ours rewrites owner names to the current query's case (only with cache)",
-    ),
-];
+)];
 
 fn coredns_binary() -> PathBuf {
     // Built on first use, once, under a lock shared with every other tier (tests/support/peers.rs).

@@ -419,6 +419,18 @@ impl Index {
     }
 
     /// Whether a (non-terminating, running or pending) pod in `namespace` has primary IP `ip`.
+    /// How many Pods with primary IP `ip` live in `namespace` (hostNetwork Pods share their
+    /// node's IP).
+    pub(crate) fn pod_count(&self, namespace: &str, ip: IpAddr) -> u32 {
+        self.pods.get(&ip).map_or(0, |few| {
+            few.as_slice()
+                .iter()
+                .filter(|(ns, _)| &**ns == namespace)
+                .map(|(_, n)| *n)
+                .sum()
+        })
+    }
+
     pub(crate) fn has_pod(&self, namespace: &str, ip: IpAddr) -> bool {
         self.pods
             .get(&ip)

@@ -552,14 +552,21 @@ impl<'a> Lookup<'a> {
         }
         // Extra labels left of the pod label (endpoint or port/protocol) are ignored (QUIRK).
         let ip = from_dashed(r.service).ok_or(NameError)?;
-        if mode == PodMode::Verified && !self.ctx.index.has_pod(r.namespace, ip) {
+        // Verified: one entry per Pod with that IP in the namespace, as CoreDNS lists them; the
+        // records are deduplicated later, but an SRV weight counts them all (100 / n).
+        let count = match mode {
+            PodMode::Verified => self.ctx.index.pod_count(r.namespace, ip),
+            _ => 1,
+        };
+        if count == 0 {
             return Err(NameError);
         }
-        Ok(vec![Entry {
+        let entry = Entry {
             host: Host::Ip(ip),
             port: 0,
             key: Key::Pod(r.service, r.namespace),
-        }])
+        };
+        Ok(vec![entry; count as usize])
     }
 
     /// The NS targets and their addresses (spec §2.9): the Services whose endpoints carry one of

@@ -1482,3 +1482,31 @@ fn lookup_never_panics_on_odd_names() {
     }
     assert!(count > 40_000, "{count}");
 }
+
+#[test]
+fn pods_verified_counts_every_pod_sharing_the_ip_in_the_srv_weight() {
+    // Three hostNetwork Pods on one node share its IP: CoreDNS lists the name three times, so
+    // the SRV weight is 100 / 3 = 33, and the records are deduplicated to one SRV and one A.
+    let mut opts = default_opts();
+    opts.pods = PodMode::Verified;
+    let pod = |name: &str| {
+        Object::Pod(Pod {
+            namespace: "ns".into(),
+            name: name.into(),
+            ip: ip("10.1.1.1"),
+        })
+    };
+    let objects = vec![namespace("ns"), pod("a"), pod("b"), pod("c")];
+    let w = world_with(opts, objects);
+    let reply = w.ask("10-1-1-1.ns.pod.cluster.local.", QSRV);
+    assert_eq!(
+        reply.answer,
+        sorted(&["10-1-1-1.ns.pod.cluster.local. 5 IN SRV 0 33 0 10-1-1-1.ns.pod.cluster.local."]),
+        "{reply:#?}"
+    );
+    assert_eq!(reply.additional.len(), 1, "{reply:#?}");
+    assert_answer(
+        &w.ask("10-1-1-1.ns.pod.cluster.local.", A),
+        &["10-1-1-1.ns.pod.cluster.local. 5 IN A 10.1.1.1"],
+    );
+}
