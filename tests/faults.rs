@@ -220,6 +220,10 @@ impl Baseline {
 
     /// Panics if `fds`/`rss_kib` exceed the baseline by more than the fixed slack.
     fn check(&self, what: &str, fds: usize, rss_kib: u64) {
+        eprintln!(
+            "{what}: {fds} descriptors (settled {}), RSS {rss_kib} KiB (settled {} KiB)",
+            self.fds, self.rss_kib
+        );
         assert!(
             fds <= self.fds + FD_SLACK,
             "{what}: {fds} descriptors open, settled at {} (+{FD_SLACK} allowed)",
@@ -777,8 +781,8 @@ async fn query_flood_while_410s_force_relist_after_relist_never_flickers() {
     let flood = Prober::start(server.dns, expects.clone(), 8);
     let lists = api.lists(Res::Services);
     api.expire_watches();
-    until("six relists of services", || {
-        api.lists(Res::Services) >= lists + 6
+    until("ten relists of services", || {
+        api.lists(Res::Services) >= lists + 10
     })
     .await;
     // The churned service was picked up by the relists.
@@ -805,7 +809,7 @@ async fn query_flood_while_410s_force_relist_after_relist_never_flickers() {
     let (max_fds, max_rss) = sampler.finish();
     baseline.check("relist loop", max_fds, max_rss);
     assert!(
-        server.count("Kubernetes API relisted") >= 6,
+        server.count("Kubernetes API relisted") >= 10,
         "{}",
         server.output()
     );
@@ -990,6 +994,11 @@ async fn flood_of_unique_forwarded_names_keeps_cache_and_descriptors_bounded() {
         let _ = ask(server.dns, "u1.test.", RecordType::A, common::TIMEOUT).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    eprintln!(
+        "answered flood: {rcodes:?}, peak {max_fds} descriptors (settled {}), peak RSS {max_rss} KiB \
+         (settled {} KiB), cache entries success {success} denial {denial} (capacity 1024)",
+        baseline.fds, baseline.rss_kib
+    );
     assert!(
         success >= 512.0 && denial >= 512.0,
         "the flood filled the caches: success {success}, denial {denial}"
@@ -1029,6 +1038,9 @@ async fn flood_of_unique_forwarded_names_keeps_cache_and_descriptors_bounded() {
         "{max_fds} descriptors open at the peak, {before} before (cap {SOCKET_CAP} sockets)"
     );
     let (_, text) = common::http_get(metrics_addr, "/metrics").await;
+    eprintln!(
+        "silent flood: {rcodes:?}, peak {max_fds} descriptors ({before} before, cap {SOCKET_CAP})"
+    );
     let to = format!("to=\"{}\"", silent.addr);
     let rejects = metric(&text, "coredns_forward_socket_limit_rejects_total", &[&to])
         .expect("coredns_forward_socket_limit_rejects_total is exported");
@@ -1040,4 +1052,68 @@ async fn flood_of_unique_forwarded_names_keeps_cache_and_descriptors_bounded() {
     })
     .await;
     server.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_forwards_flooded_at_once_share_one_descriptor_budget() {
+    // Three `forward` directives, each to a silent upstream, and an open-file limit of 128:
+    // together they may hold at most half of it, as one forward with one upstream may.
+    let silent: Vec<Upstream> = vec![
+        Upstream::start(Mode::Silent).await,
+        Upstream::start(Mode::Silent).await,
+        Upstream::start(Mode::Silent).await,
+    ];
+    let answering = Upstream::start(Mode::Normal).await;
+    let port = free_port();
+    let corefile = format!(
+        ".:{port} {{\n    bind 127.0.0.1\n    forward a.test {} {{\n        max_fails 0\n    }}\n    \
+         forward b.test {} {{\n        max_fails 0\n    }}\n    forward c.test {} {{\n        max_fails 0\n    }}\n    forward . {}\n}}\n",
+        silent[0].addr, silent[1].addr, silent[2].addr, answering.addr
+    );
+    const NOFILE: u32 = 128;
+    let mut server = Server::start(&corefile, port, Some(NOFILE));
+    let probe = expect(
+        "external.test.",
+        RecordType::A,
+        ResponseCode::NoError,
+        &["192.0.2.10"],
+    );
+    wait_for(&mut server, &probe).await;
+    let before = server.fds();
+    let sampler = server.sampler();
+    let names: Vec<String> = (0..1500)
+        .map(|i| format!("u{i}.{}.test.", ["a", "b", "c"][i % 3]))
+        .collect();
+    let (rcodes, lost) = flood(
+        server.dns,
+        &names,
+        400,
+        Duration::from_millis(1),
+        Duration::from_secs(8),
+    )
+    .await;
+    let (max_fds, _) = sampler.finish();
+    server.assert_alive();
+    eprintln!("three silent forwards: {rcodes:?}, peak {max_fds} descriptors ({before} before)");
+    assert_eq!(lost, 0, "every query gets an answer: {rcodes:?}");
+    assert!(
+        rcodes
+            .keys()
+            .all(|r| matches!(r, ResponseCode::ServFail | ResponseCode::Refused)),
+        "{rcodes:?}"
+    );
+    assert!(
+        max_fds <= before + NOFILE as usize / 2 + FD_SLACK,
+        "{max_fds} descriptors open at the peak, {before} before, limit {NOFILE}"
+    );
+    // The descriptors left let the rest of the server work: TCP and the answering upstream.
+    assert_eq!(mismatch(server.dns, &probe).await, None);
+    let tcp = common::query_tcp(
+        server.dns,
+        "external.test.",
+        RecordType::A,
+        &common::Opts::default(),
+    )
+    .await;
+    assert_eq!(rdata(&tcp), ["192.0.2.10"]);
 }

@@ -45,7 +45,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # SIGKILL: a graceful kube-apiserver waits for its watches, and etcd goes at the same time.
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ -n "${SOAK_KEEP:-}" ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
 }

@@ -294,7 +294,7 @@ impl FakeApi {
         state.hung.len()
     }
 
-    /// List requests (not watches) of `res` received so far, pages included.
+    /// Lists of `res` begun so far: list requests (not watches) for a first page.
     pub(crate) fn lists(&self, res: Res) -> usize {
         let prefix = format!("{}?", res.path());
         self.state
@@ -302,7 +302,9 @@ impl FakeApi {
             .unwrap()
             .requests
             .iter()
-            .filter(|r| r.starts_with(&prefix) && !r.contains("watch=true"))
+            .filter(|r| {
+                r.starts_with(&prefix) && !r.contains("watch=true") && !r.contains("continue=")
+            })
             .count()
     }
 
