@@ -78,17 +78,19 @@ COREFILE
 
 # ---------------------------------------------------------------- a real API server (soak.sh)
 
-# free_port: prints a loopback port that nothing listens on (TCP) right now.
+# free_port: prints a port that no TCP or UDP socket of this machine has bound right now.
 free_port() {
-  local port
+  local port hex
   for _ in $(seq 50); do
     port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    hex=$(printf ':%04X ' "$port")
+    if ! cat /proc/net/tcp /proc/net/udp /proc/net/tcp6 /proc/net/udp6 2>/dev/null |
+        awk '{print $2 " "}' | grep -qF "$hex"; then
       echo "$port"
       return 0
     fi
   done
-  echo "no free loopback port" >&2
+  echo "no free port" >&2
   return 1
 }
 

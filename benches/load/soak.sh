@@ -13,10 +13,13 @@
 #
 # Every SOAK_INTERVAL seconds one line: answers per second, lost queries, error rcodes (anything
 # but NOERROR and NXDOMAIN), p50/p99 latency, clusterdns's RSS and open descriptors, churn
-# operations. Then dnsperf's summary and a verdict; the exit status is 1 when queries were lost
-# below saturation (the answered rate reached 90% of SOAK_QPS), when any error rcode came, or
-# when RSS or descriptors grew from the second interval to the last by more than
-# SOAK_MAX_RSS_GROWTH_KIB / SOAK_MAX_FD_GROWTH. Latency is printed, never judged.
+# operations, and sdrops: queries the kernel dropped at clusterdns's socket for a full receive
+# buffer (the server did not read them in time; the summary also counts such drops machine-wide,
+# dnsperf's and dnsmasq's sockets included, as on a machine short of CPU). Then dnsperf's summary
+# and a verdict; the exit status is 1 when queries were lost below saturation (the answered rate
+# reached 90% of SOAK_QPS), when any error rcode came, or when RSS or descriptors grew from the
+# second interval to the last by more than SOAK_MAX_RSS_GROWTH_KIB / SOAK_MAX_FD_GROWTH.
+# Latency is printed, never judged.
 #
 # Environment (defaults): SOAK_SECONDS (600), SOAK_INTERVAL (10), SOAK_QPS (2000),
 # SOAK_CHURN_PERIOD (0.2), SOAK_CHURN_WINDOW (20), SOAK_MAX_RSS_GROWTH_KIB (8192),
@@ -188,11 +191,16 @@ pids+=("$!")
 # dnsperf -v prints one line per answer ("> RCODE NAME TYPE SECONDS"), -W its timeouts on the same
 # stream, -S a line per interval ("EPOCH: QPS"): awk turns each interval into one line, reading
 # the server's RSS and descriptors from /proc at the same moment.
-printf '%6s %8s %6s %7s %9s %9s %9s %9s %6s %7s\n' time q/s lost errors NXDOMAIN p50_ms p99_ms RSS_KiB fds churn
+# UDP datagrams dropped machine-wide for a full receive buffer (a receiver starved of CPU).
+udp_rcvbuf_errors() {
+  awk '/^Udp: / { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
+}
+kdrops_before=$(udp_rcvbuf_errors)
+printf '%6s %8s %6s %7s %9s %9s %9s %9s %6s %7s %6s\n' time q/s lost errors NXDOMAIN p50_ms p99_ms RSS_KiB fds churn sdrops
 dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -c 4 -q 500 -t 2 \
     -S "$interval" -v -W 2> "$work/dnsperf.err" |
   tee "$work/dnsperf.raw" |
-  awk -v pid="$dns_pid" -v ops="$work/churn.ops" -v interval="$interval" -v out="$work/intervals" '
+  awk -v pid="$dns_pid" -v ops="$work/churn.ops" -v porthex="$(printf '%04X' "$dns_port")" -v interval="$interval" -v out="$work/intervals" '
     function fds(   n, cmd) {
       cmd = "ls /proc/" pid "/fd 2>/dev/null | wc -l"; cmd | getline n; close(cmd); return n + 0
     }
@@ -200,6 +208,14 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
       v = 0; f = "/proc/" pid "/status"
       while ((getline line < f) > 0) if (line ~ /^VmRSS:/) { split(line, a, " "); v = a[2] }
       close(f); return v
+    }
+    # datagrams the kernel dropped at the server socket (a full receive buffer)
+    function sdrops(   line, f, v, a) {
+      f = "/proc/net/udp"; v = 0
+      while ((getline line < f) > 0) {
+        split(line, a, " "); if (a[2] == "0100007F:" porthex) v += a[13]
+      }
+      close(f); return v + 0
     }
     function churned(   n, cmd) {
       cmd = "wc -l < " ops; cmd | getline n; close(cmd); return n + 0
@@ -211,6 +227,8 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
       for (b = 0; b <= maxb; b++) { seen += hist[b]; if (seen >= need) return b / 100 }
       return maxb / 100
     }
+    # a timed-out query: "> T NAME TYPE"
+    /^> T / { lost++; next }
     /^> / {
       answers++
       if ($2 == "NXDOMAIN") nx++
@@ -218,11 +236,13 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
       b = int($NF * 100000); hist[b]++; if (b > maxb) maxb = b
       next
     }
-    /Timeout|timed out/ { lost++; next }
+    /\[Timeout\]/ { next }
     /^[0-9]+\.[0-9]+: / {
-      t += interval; c = churned(); r = rss(); f = fds()
-      line = sprintf("%5ds %8.0f %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d", t, answers / interval,
-        lost, errors, (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99), r, f, c - lastc)
+      t += interval; c = churned(); r = rss(); f = fds(); kd = sdrops()
+      line = sprintf("%5ds %8.0f %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d", t, answers / interval,
+        lost, errors, (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99), r, f, c - lastc,
+        kd - lastkd)
+      lastkd = kd
       print line; fflush()
       printf "%d %d %d %d %d %.3f\n", t, answers, lost, errors, r, pct(0.99) > out
       fflush(out)
@@ -231,7 +251,15 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
       samples[++n] = r " " f
       next
     }
+    BEGIN { lastkd = sdrops() }
     END {
+      # the rest after the last full interval
+      if (answers + lost > 0) {
+        printf "%5s  %8s %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d\n", "end", "-", lost, errors,
+          (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99), rss(), fds(), churned() - lastc,
+          sdrops() - lastkd
+        printf "%d %d %d %d %d %.3f\n", t, answers, lost, errors, rss(), pct(0.99) > out
+      }
       for (i = 1; i <= n; i++) print samples[i] > (out ".samples")
     }'
 kill -0 "$dns_pid" 2>/dev/null || { echo "clusterdns died during the soak; its log:" >&2; tail -n 30 "$work/clusterdns.log" >&2; exit 1; }
@@ -251,6 +279,7 @@ p99_first=$(awk 'NR == 2 {print $6}' "$work/intervals")
 p99_last=$(awk 'END {print $6}' "$work/intervals")
 p99_max=$(awk '$6 > m {m = $6} END {print m + 0}' "$work/intervals")
 echo "churn: $churn_ok API writes, $churn_failed failed"
+echo "UDP datagrams the kernel dropped for a full receive buffer (machine-wide): $(( $(udp_rcvbuf_errors) - kdrops_before ))"
 echo "clusterdns: RSS ${rss0} KiB -> ${rss1} KiB, descriptors ${fd0} -> ${fd1} (second interval -> last)"
 echo "p99: ${p99_first} ms (second interval), ${p99_last} ms (last), ${p99_max} ms (worst interval)"
 echo "summary: sent $sent, lost $lost, error rcodes $errors, $achieved q/s of $qps asked," \
