@@ -580,8 +580,9 @@ async fn api_watches_closed_mid_stream_lose_no_change() {
     let prober = Prober::start(server.dns, steady(), 1);
     for round in 1..=20u8 {
         watches_open(&api).await;
-        // A change, and every watch ends right behind it: resumed from the last
-        // resourceVersion seen, the change arrives exactly once, before or after the close.
+        // Changes, and every watch ends right behind them: resumed from the last
+        // resourceVersion seen, each change arrives, whether it was read before the close or
+        // is replayed after it.
         api.apply(Res::Services, moving(round));
         api.apply(
             Res::Services,

@@ -15,11 +15,12 @@
 # but NOERROR and NXDOMAIN), p50/p99 latency, clusterdns's RSS and open descriptors, churn
 # operations, sdrops: queries the kernel dropped at clusterdns's socket for a full receive
 # buffer (the server did not read them in time; the summary also counts such drops machine-wide,
-# dnsperf's and dnsmasq's sockets included, as on a machine short of CPU), and the 1-minute load
-# average. Then dnsperf's summary and a verdict; the exit status is 1 when queries were lost
-# below saturation (the answered rate reached 90% of SOAK_QPS), when any error rcode came, or
-# when RSS or descriptors grew from the second interval to the last by more than
-# SOAK_MAX_RSS_GROWTH_KIB / SOAK_MAX_FD_GROWTH. Latency is printed, never judged.
+# dnsperf's and dnsmasq's sockets included), runq_ms: how long the server's threads were
+# runnable but waiting for a CPU, and the 1-minute load average. Then dnsperf's summary and a
+# verdict; the exit status is 1 when queries were lost below saturation (the answered rate
+# reached 90% of SOAK_QPS), when any error rcode came, or when RSS or descriptors grew from the
+# second interval to the last by more than SOAK_MAX_RSS_GROWTH_KIB / SOAK_MAX_FD_GROWTH.
+# Latency is printed, never judged.
 #
 # Environment (defaults): SOAK_SECONDS (600), SOAK_INTERVAL (10), SOAK_QPS (2000),
 # SOAK_CHURN_PERIOD (0.2), SOAK_CHURN_WINDOW (20), SOAK_MAX_RSS_GROWTH_KIB (8192),
@@ -196,7 +197,7 @@ udp_rcvbuf_errors() {
   awk '/^Udp: / { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
 kdrops_before=$(udp_rcvbuf_errors)
-printf '%6s %8s %6s %7s %9s %9s %9s %9s %6s %7s %6s %6s\n' time q/s lost errors NXDOMAIN p50_ms p99_ms RSS_KiB fds churn sdrops load
+printf '%6s %8s %6s %7s %9s %9s %9s %9s %6s %7s %6s %8s %6s\n' time q/s lost errors NXDOMAIN p50_ms p99_ms RSS_KiB fds churn sdrops runq_ms load
 dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -c 4 -q 500 -t 2 \
     -S "$interval" -v -W 2> "$work/dnsperf.err" |
   tee "$work/dnsperf.raw" |
@@ -216,6 +217,12 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
         split(line, a, " "); if (a[2] == "0100007F:" porthex) v += a[13]
       }
       close(f); return v + 0
+    }
+    # ms the server threads spent runnable but not running (waiting for a CPU), in total
+    function waited(   line, cmd, a, v) {
+      cmd = "cat /proc/" pid "/task/*/schedstat 2>/dev/null"; v = 0
+      while ((cmd | getline line) > 0) { split(line, a, " "); v += a[2] }
+      close(cmd); return v / 1e6
     }
     function load(   line, f, a) {
       f = "/proc/loadavg"; getline line < f; close(f); split(line, a, " "); return a[1]
@@ -241,11 +248,11 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
     }
     /\[Timeout\]/ { next }
     /^[0-9]+\.[0-9]+: / {
-      t += interval; c = churned(); r = rss(); f = fds(); kd = sdrops()
-      line = sprintf("%5ds %8.0f %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d %6s", t, answers / interval,
-        lost, errors, (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99), r, f, c - lastc,
-        kd - lastkd, load())
-      lastkd = kd
+      t += interval; c = churned(); r = rss(); f = fds(); kd = sdrops(); w = waited()
+      line = sprintf("%5ds %8.0f %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d %8.0f %6s", t,
+        answers / interval, lost, errors, (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99),
+        r, f, c - lastc, kd - lastkd, w - lastw, load())
+      lastkd = kd; lastw = w
       print line; fflush(); print line > (out ".table"); fflush(out ".table")
       printf "%d %d %d %d %d %.3f\n", t, answers, lost, errors, r, pct(0.99) > out
       fflush(out)
@@ -254,15 +261,14 @@ dnsperf -s 127.0.0.1 -p "$dns_port" -d "$work/queries" -l "$seconds" -Q "$qps" -
       samples[++n] = r " " f
       next
     }
-    BEGIN { lastkd = sdrops() }
+    BEGIN { lastkd = sdrops(); lastw = waited() }
     END {
       # the rest after the last full interval
       if (answers + lost > 0) {
-        printf "%5s  %8s %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d %6s\n", "end", "-", lost, errors,
-          (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99), rss(), fds(), churned() - lastc,
-          sdrops() - lastkd, load()
-        printf "%5s  %8s %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d %6s\n", "end", "-", lost, errors,
-          0, 0, 0, 0, 0, 0, sdrops() - lastkd, load() > (out ".table")
+        line = sprintf("%5s  %8s %6d %7d %8.1f%% %9.2f %9.2f %9d %6d %7d %6d %8.0f %6s", "end", "-",
+          lost, errors, (answers ? 100 * nx / answers : 0), pct(0.5), pct(0.99), rss(), fds(),
+          churned() - lastc, sdrops() - lastkd, waited() - lastw, load())
+        print line; print line > (out ".table")
         printf "%d %d %d %d %d %.3f\n", t, answers, lost, errors, rss(), pct(0.99) > out
       }
       for (i = 1; i <= n; i++) print samples[i] > (out ".samples")
@@ -297,7 +303,7 @@ if [ "$saturated" -eq 1 ]; then
   echo "note: saturated ($achieved q/s of $qps asked): lost queries are not judged"
 elif [ "${lost:-1}" -ne 0 ]; then
   echo "FAIL: $lost queries lost below saturation ($sdrops dropped unread at clusterdns's socket:" \
-    "it was not scheduled in time; see the load column)"; verdict=1
+    "it was not scheduled in time; see the runq_ms and load columns)"; verdict=1
 fi
 [ "$errors" -eq 0 ] || { echo "FAIL: $errors answers with an error rcode"; verdict=1; }
 [ $((rss1 - rss0)) -le "$max_rss_growth" ] || { echo "FAIL: RSS grew by $((rss1 - rss0)) KiB (> $max_rss_growth)"; verdict=1; }
