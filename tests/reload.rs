@@ -313,3 +313,99 @@ async fn sigusr1_reloads_without_the_reload_directive() {
     proc.signal("INT");
     assert_eq!(proc.wait_exit(), Some(0), "{}", proc.output());
 }
+
+/// `coredns_reload_failed_total` as the running binary's /metrics shows it.
+async fn failed_total_of(metrics: SocketAddr) -> u64 {
+    let (status, text) = common::http_get(metrics, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("coredns_reload_failed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no coredns_reload_failed_total in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_of_a_corefile_replaced_by_garbage_keeps_serving_and_counts_each_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_file(dir.path(), "cluster.yaml", &cluster("10.0.0.1"));
+    let metrics_port = free_port();
+    let extra = format!("    prometheus 127.0.0.1:{metrics_port}\n");
+    let good = corefile(0, 5, &extra);
+    write_corefile(dir.path(), &good);
+    let mut proc = Proc::start(dir.path());
+    let addr = SocketAddr::from(([127, 0, 0, 1], proc.first_port()));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+    assert_eq!(
+        answer(addr, common::TIMEOUT).await,
+        Some((5, "10.0.0.1".to_owned()))
+    );
+    assert_eq!(failed_total_of(metrics).await, 0);
+    let client = Client::start(addr);
+
+    let mut binary: Vec<u8> = (0..4096u32)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).unwrap_or(0))
+        .collect();
+    binary[100] = 0;
+    binary[101] = 0xff;
+    let garbage: Vec<(&str, Vec<u8>)> = vec![
+        ("bytes that are not UTF-8", binary),
+        (
+            "unbalanced braces",
+            b"}}} cluster.local:0 {{ {\n    bind 127.0.0.1\n    kubernetes {\n".to_vec(),
+        ),
+        (
+            "half a Corefile (written without rename)",
+            good.as_bytes()[..good.len() / 2].to_vec(),
+        ),
+        ("100,000 nested blocks", {
+            let mut text = b". {\n    errors ".to_vec();
+            text.extend(std::iter::repeat_n(b'{', 100_000));
+            text.extend(std::iter::repeat_n(b'}', 100_000));
+            text.extend_from_slice(b"\n}\n");
+            text
+        }),
+        ("a 3 MB line", {
+            let mut text = b". {\n    errors ".to_vec();
+            text.extend(std::iter::repeat_n(b'x', 3 << 20));
+            text.extend_from_slice(b"\n}\n");
+            text
+        }),
+    ];
+    for (round, (what, bytes)) in garbage.iter().enumerate() {
+        std::fs::write(dir.path().join("Corefile"), bytes).expect("write garbage");
+        let failures = round + 1;
+        let start = Instant::now();
+        while proc.count(|l| l.contains("Corefile changed but reload failed")) < failures {
+            assert!(
+                proc.exited().is_none(),
+                "{what}: clusterdns exited; output:\n{}",
+                proc.output()
+            );
+            assert!(
+                start.elapsed() < LIMIT,
+                "{what}: no reload failure logged within {LIMIT:?}; output:\n{}",
+                proc.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The old configuration keeps answering, and the metric counts this failure once.
+        assert_eq!(
+            answer(addr, common::TIMEOUT).await,
+            Some((5, "10.0.0.1".to_owned())),
+            "{what}"
+        );
+        assert_eq!(failed_total_of(metrics).await, failures as u64, "{what}");
+    }
+    // Left in place, the garbage is not retried (nor counted) at every check.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(failed_total_of(metrics).await, garbage.len() as u64);
+
+    // A good Corefile again: reloaded.
+    write_corefile(dir.path(), &corefile(0, 9, &extra));
+    until_answer(addr, |a| a.is_some_and(|(ttl, _)| ttl == 9), "TTL 9").await;
+    assert_eq!(failed_total_of(metrics).await, garbage.len() as u64);
+    let (ok, failed) = client.finish().await;
+    assert_eq!(failed, 0, "{failed} queries failed, {ok} answered");
+    proc.signal("TERM");
+    assert_eq!(proc.wait_exit(), Some(0), "{}", proc.output());
+}

@@ -2,7 +2,10 @@
 //! list (one page, with a resourceVersion) and streamed watch (newline-delimited JSON events,
 //! replayed from the requested resourceVersion) of services, endpointslices, namespaces
 //! (PartialObjectMetadata) and pods; plus the failures a real one shows: 410 Gone in the stream,
-//! going away and coming back on the same port, garbage JSON, slow responses.
+//! going away and coming back on the same port, garbage JSON, slow responses. [`Fault`]s set per
+//! resource make every list or every watch misbehave until cleared: hang after the headers,
+//! answer garbage, 410 Gone, or a 502 with an HTML page; open watches can be closed or stalled
+//! mid-line.
 
 #![allow(dead_code)]
 
@@ -68,6 +71,21 @@ impl Res {
     }
 }
 
+/// How every list or every watch of a resource misbehaves while the fault is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// 200 and the start of the body (a list's opening, a watch's half event line), then nothing
+    /// until [`FakeApi::release_hangs`] ends the response there.
+    Hang,
+    /// 200 with a body that is not JSON (a list), or one garbage line and the end (a watch).
+    Garbage,
+    /// 410 Gone: a list answers HTTP 410 with a Status; a watch answers 200, an ERROR 410 event
+    /// and the end of the stream (history compacted), so the client must relist.
+    Gone,
+    /// 502 with an HTML page, as a proxy in front of a dead apiserver answers.
+    BadGateway,
+}
+
 #[derive(Default)]
 struct State {
     rv: u64,
@@ -83,6 +101,12 @@ struct State {
     requests: Vec<String>,
     /// Watches from a resourceVersion below this get an in-stream 410 Gone (history compacted).
     compacted: u64,
+    /// Faults of every list / every watch of a resource.
+    list_faults: BTreeMap<Res, Fault>,
+    watch_faults: BTreeMap<Res, Fault>,
+    /// Responses held open by [`Fault::Hang`] or [`FakeApi::stall_watches`]: dropping a sender
+    /// ends its body where it stopped.
+    hung: Vec<mpsc::UnboundedSender<Bytes>>,
 }
 
 /// The fake server. Cloning shares it.
@@ -211,6 +235,91 @@ impl FakeApi {
         self.state.lock().unwrap().slow_lists.insert(res, delay);
     }
 
+    /// From now on every list of each of `res` misbehaves as `fault` (`None`: answers again).
+    pub(crate) fn fault_lists(&self, res: &[Res], fault: Option<Fault>) {
+        let mut state = self.state.lock().unwrap();
+        for r in res {
+            match fault {
+                Some(f) => state.list_faults.insert(*r, f),
+                None => state.list_faults.remove(r),
+            };
+        }
+    }
+
+    /// From now on every new watch of each of `res` misbehaves as `fault` (`None`: works again).
+    /// Watches already open are not affected.
+    pub(crate) fn fault_watches(&self, res: &[Res], fault: Option<Fault>) {
+        let mut state = self.state.lock().unwrap();
+        for r in res {
+            match fault {
+                Some(f) => state.watch_faults.insert(*r, f),
+                None => state.watch_faults.remove(r),
+            };
+        }
+    }
+
+    /// Every open watch of every resource ends cleanly (end of the body, the connection stays):
+    /// the client resumes from its last resourceVersion.
+    pub(crate) fn close_watches(&self) {
+        self.state.lock().unwrap().watchers.clear();
+    }
+
+    /// Every open watch of `res` receives half an event line and then nothing: the stream hangs
+    /// mid-line. Events of `res` from now on are kept for replay but not sent to those watches.
+    /// [`FakeApi::release_hangs`] ends them.
+    pub(crate) fn stall_watches(&self, res: Res) {
+        let mut guard = self.state.lock().unwrap();
+        let state = &mut *guard;
+        let mut kept = Vec::new();
+        for (r, tx) in state.watchers.drain(..) {
+            if r == res {
+                let _ = tx.send(Bytes::from_static(HALF_EVENT));
+                state.hung.push(tx);
+            } else {
+                kept.push((r, tx));
+            }
+        }
+        state.watchers = kept;
+    }
+
+    /// Ends every hung list and stalled watch response where it stopped (a truncated body).
+    pub(crate) fn release_hangs(&self) {
+        self.state.lock().unwrap().hung.clear();
+    }
+
+    /// Responses hanging now (hung by a fault or stalled), still held by a client.
+    pub(crate) fn hanging(&self) -> usize {
+        let mut state = self.state.lock().unwrap();
+        state.hung.retain(|tx| !tx.is_closed());
+        state.hung.len()
+    }
+
+    /// Lists of `res` begun so far: list requests (not watches) for a first page.
+    pub(crate) fn lists(&self, res: Res) -> usize {
+        let prefix = format!("{}?", res.path());
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| {
+                r.starts_with(&prefix) && !r.contains("watch=true") && !r.contains("continue=")
+            })
+            .count()
+    }
+
+    /// Watch requests of `res` received so far.
+    pub(crate) fn watches(&self, res: Res) -> usize {
+        let prefix = format!("{}?", res.path());
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.starts_with(&prefix) && r.contains("watch=true"))
+            .count()
+    }
+
     /// Paths and queries of the requests so far.
     pub(crate) fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
@@ -297,13 +406,38 @@ impl FakeApi {
                 .get("resourceVersion")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            return self.watch(res, from);
+            let fault = self.state.lock().unwrap().watch_faults.get(&res).copied();
+            return match fault {
+                Some(fault) => self.faulty_watch(fault),
+                None => self.watch(res, from),
+            };
         }
         let delay = self.state.lock().unwrap().slow_lists.get(&res).copied();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
         let mut state = self.state.lock().unwrap();
+        if let Some(fault) = state.list_faults.get(&res).copied() {
+            return match fault {
+                Fault::Hang => {
+                    let (api_version, kind) = res.list_kind();
+                    let head = format!(
+                        "{{\"apiVersion\":\"{api_version}\",\"kind\":\"{kind}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
+                        state.rv.max(1)
+                    );
+                    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+                    let _ = tx.send(Bytes::from(head));
+                    state.hung.push(tx);
+                    stream_response(rx)
+                }
+                Fault::Garbage => full(
+                    StatusCode::OK,
+                    Bytes::from_static(b"\x00\xffnot json at all"),
+                ),
+                Fault::Gone => status(StatusCode::GONE, "too old resource version"),
+                Fault::BadGateway => bad_gateway(),
+            };
+        }
         if let Some(n) = state.garbage_lists.get_mut(&res)
             && *n > 0
         {
@@ -344,6 +478,25 @@ impl FakeApi {
         full(StatusCode::OK, Bytes::from(body.to_string()))
     }
 
+    /// A new watch under `fault`.
+    fn faulty_watch(&self, fault: Fault) -> Response<BoxBody<Bytes, Infallible>> {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        match fault {
+            Fault::Hang => {
+                let _ = tx.send(Bytes::from_static(HALF_EVENT));
+                self.state.lock().unwrap().hung.push(tx);
+            }
+            Fault::Garbage => {
+                let _ = tx.send(Bytes::from_static(b"}}not json{{\n"));
+            }
+            Fault::Gone => {
+                let _ = tx.send(gone_line());
+            }
+            Fault::BadGateway => return bad_gateway(),
+        }
+        stream_response(rx)
+    }
+
     fn watch(&self, res: Res, from: u64) -> Response<BoxBody<Bytes, Infallible>> {
         let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
         {
@@ -376,6 +529,19 @@ fn stream_response(rx: mpsc::UnboundedReceiver<Bytes>) -> Response<BoxBody<Bytes
         .header("content-type", "application/json")
         .body(BodyExt::boxed(StreamBody::new(stream)))
         .expect("watch response")
+}
+
+/// The first half of an event line: a stream cut or stalled here is mid-object.
+const HALF_EVENT: &[u8] = b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":";
+
+fn bad_gateway() -> Response<BoxBody<Bytes, Infallible>> {
+    Response::builder()
+        .status(StatusCode::BAD_GATEWAY)
+        .header("content-type", "text/html")
+        .body(BodyExt::boxed(Full::new(Bytes::from_static(
+            b"<html><body><h1>502 Bad Gateway</h1></body></html>\n",
+        ))))
+        .expect("response")
 }
 
 fn gone_line() -> Bytes {

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use self::health::{Change, Health};
 use self::policy::Picker;
 use self::setup::{ForwardConfig, parse};
-use self::upstream::{Connections, ExchangeError, Proto, Reply, Request};
+use self::upstream::{Budget, Connections, ExchangeError, Proto, Reply, Request};
 use crate::corefile::Dispenser;
 use crate::metrics;
 use crate::plugin::{
@@ -43,6 +43,15 @@ const MIN_SOCKETS: usize = 8;
 const MAX_SOCKETS: usize = 4096;
 /// The open-file limit assumed when /proc/self/limits cannot be read.
 const DEFAULT_FD_LIMIT: usize = 1024;
+
+/// Half the process's open-file limit, for the sockets of every upstream of every `forward`
+/// together: the per-upstream shares assume one `forward`, and several (or a reload's old and new
+/// configuration side by side) would otherwise add up to the whole limit.
+static PROCESS_BUDGET: LazyLock<Arc<Budget>> = LazyLock::new(|| {
+    Arc::new(Budget::new(
+        (fd_limit().unwrap_or(DEFAULT_FD_LIMIT) / 2).max(MIN_SOCKETS),
+    ))
+});
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     metrics::counter_vec(
@@ -363,12 +372,14 @@ impl Forward {
             fd_limit().unwrap_or(DEFAULT_FD_LIMIT),
             config.upstreams.len(),
         );
+        let budget = Arc::clone(&PROCESS_BUDGET);
         let upstreams = config
             .upstreams
             .iter()
             .map(|addr| {
                 Arc::new(Upstream {
-                    conns: Connections::new(*addr, config.expire, config.max_idle_conns, max_open),
+                    conns: Connections::new(*addr, config.expire, config.max_idle_conns, max_open)
+                        .with_budget(Arc::clone(&budget)),
                     health: Health::default(),
                     metrics: UpstreamMetrics::new(addr.to_string()),
                     probe: probe.clone(),

@@ -1,7 +1,8 @@
 //! One upstream resolver: pooled connected UDP sockets and TCP connections, a random query id per
 //! exchange, and the rules a reply must meet before it is believed ([`judge`]). Idle sockets are
 //! closed after `expire`, by [`Connections::reap`] (a timer in `mod.rs`) and when the pool is
-//! used; the sockets one upstream holds open, in use or idle, are capped.
+//! used; the sockets one upstream holds open, in use or idle, are capped, and so are those all
+//! upstreams sharing a [`Budget`] hold together (the process's, across every `forward`).
 //!
 //! Replies are judged, not trusted: a UDP datagram that is not a reply to the query sent (too
 //! short, another id, undecodable, QR=0, another opcode, another question) is dropped and the
@@ -111,7 +112,8 @@ pub(crate) enum ExchangeError {
     },
     #[error("upstream {addr}: request of {len} bytes does not fit a TCP frame")]
     RequestTooLong { addr: SocketAddr, len: usize },
-    /// Every socket this upstream may hold is in use: not tried (not a failure of the upstream).
+    /// Every socket this upstream may hold, or all the process's forward sockets, are in use:
+    /// not tried (not a failure of the upstream).
     #[error("upstream {addr}: all {limit} sockets in use")]
     Busy { addr: SocketAddr, limit: usize },
 }
@@ -218,13 +220,37 @@ fn check(expected: Expected<'_>, meta: &Metadata, questions: &[Query]) -> Result
     }
 }
 
-/// One open socket's share of its upstream's limit, given back when dropped.
+/// Sockets that several upstreams may hold open together, in use or idle: the process's one
+/// is shared by every upstream of every `forward` (and of a configuration being replaced by a
+/// reload), so their per-upstream shares cannot add up past the open-file limit.
 #[derive(Debug)]
-struct Ticket(Arc<AtomicUsize>);
+pub(crate) struct Budget {
+    open: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(max: usize) -> Budget {
+        Budget {
+            open: AtomicUsize::new(0),
+            max,
+        }
+    }
+}
+
+/// One open socket's share of its upstream's limit and of its budget, given back when dropped.
+#[derive(Debug)]
+struct Ticket {
+    upstream: Arc<AtomicUsize>,
+    budget: Option<Arc<Budget>>,
+}
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.upstream.fetch_sub(1, Ordering::AcqRel);
+        if let Some(budget) = &self.budget {
+            budget.open.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -315,6 +341,8 @@ pub(crate) struct Connections {
     /// Sockets this upstream may hold open at once, in use or idle.
     max_open: usize,
     open: Arc<AtomicUsize>,
+    /// Shared with other upstreams (none: only `max_open` applies).
+    budget: Option<Arc<Budget>>,
     udp: Pool<Counted<UdpSocket>>,
     tcp: Pool<Counted<TcpStream>>,
 }
@@ -335,9 +363,16 @@ impl Connections {
             max_idle: usize::try_from(max_idle).unwrap_or(usize::MAX),
             max_open,
             open: Arc::new(AtomicUsize::new(0)),
+            budget: None,
             udp: Pool::default(),
             tcp: Pool::default(),
         }
+    }
+
+    /// Counts this upstream's sockets against `budget` too.
+    pub(crate) fn with_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Sockets open now (in use and idle), for tests.
@@ -404,14 +439,30 @@ impl Connections {
         }
     }
 
-    /// A share of the socket limit for a new socket.
+    /// A share of the socket limits for a new socket.
     fn ticket(&self) -> Result<Ticket, ExchangeError> {
         let before = self.open.fetch_add(1, Ordering::AcqRel);
-        let ticket = Ticket(Arc::clone(&self.open));
+        let shared = self
+            .budget
+            .as_ref()
+            .map(|b| (b.open.fetch_add(1, Ordering::AcqRel), b.max));
+        // Taken (and so given back on drop) before judging, so a refusal leaves the counts.
+        let ticket = Ticket {
+            upstream: Arc::clone(&self.open),
+            budget: self.budget.clone(),
+        };
         if before >= self.max_open {
             return Err(ExchangeError::Busy {
                 addr: self.addr,
                 limit: self.max_open,
+            });
+        }
+        if let Some((total, max)) = shared
+            && total >= max
+        {
+            return Err(ExchangeError::Busy {
+                addr: self.addr,
+                limit: max,
             });
         }
         Ok(ticket)
@@ -795,5 +846,37 @@ mod tests {
         let _c = conns.ticket().unwrap();
         drop(b);
         assert_eq!(conns.open(), 1);
+    }
+
+    #[test]
+    fn a_shared_budget_caps_the_sockets_of_upstreams_together() {
+        let budget = Arc::new(Budget::new(3));
+        let conns = |port: u16| {
+            Connections::new(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(1),
+                0,
+                2,
+            )
+            .with_budget(Arc::clone(&budget))
+        };
+        let (x, y) = (conns(53), conns(54));
+        let x1 = x.ticket().unwrap();
+        let _x2 = x.ticket().unwrap();
+        let _y1 = y.ticket().unwrap();
+        // y's own share (2) has room, the budget (3) has none.
+        assert!(matches!(
+            y.ticket(),
+            Err(ExchangeError::Busy { limit: 3, .. })
+        ));
+        assert_eq!(
+            budget.open.load(Ordering::Acquire),
+            3,
+            "a refusal gives back"
+        );
+        assert_eq!(y.open(), 1);
+        drop(x1);
+        let _y2 = y.ticket().unwrap();
+        assert_eq!(budget.open.load(Ordering::Acquire), 3);
     }
 }
