@@ -1,21 +1,10 @@
-//! Fuzz target `corefile`: arbitrary text through the Corefile parser must never panic.
+//! Fuzz target `corefile`: arbitrary text through the Corefile parser.
+//! The body is in `common/corefile.rs`, which `tests/fuzz_regressions.rs` replays too.
 #![no_main]
 
-use std::path::Path;
-use std::sync::OnceLock;
+#[path = "../common/corefile.rs"]
+mod corefile;
 
-use libfuzzer_sys::fuzz_target;
-
-/// An empty directory for relative imports to resolve against (nothing to find there).
-fn base_dir() -> &'static Path {
-    static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().ok())
-        .as_ref()
-        .map_or(Path::new("/nonexistent-clusterdns-fuzz"), |d| d.path())
-}
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = clusterdns::corefile::parse_str(text, "Corefile", base_dir());
-    }
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    corefile::run(data);
 });

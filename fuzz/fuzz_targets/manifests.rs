@@ -1,10 +1,12 @@
-//! Fuzz target `manifests`: arbitrary bytes as a `manifests` file through the loader (YAML/JSON
-//! documents, `List`s, conversion into the DNS model) and into the cluster index: must never
-//! panic, whatever the text.
+//! Fuzz target `manifests`: arbitrary bytes as a manifests file through the loader and into the index.
+//! The body is in `common/manifests.rs`, which `tests/fuzz_regressions.rs` replays too.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+// The seed generator in it is for the regression tests.
+#[allow(dead_code)]
+#[path = "../common/manifests.rs"]
+mod manifests;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = clusterdns::kubernetes_manifests_fuzz::load(data);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = manifests::run(data);
 });
